@@ -1,0 +1,3 @@
+from logship.cli import main
+
+main()

@@ -1,0 +1,271 @@
+"""The agent: composes discovery, tailers, the ack tracker, sinks and checkpoints.
+
+Lifecycle: start sinks, scan, start a tailer per file; then rescan on a timer
+(woken early by file events) and save checkpoints as the ack tracker moves them.
+On SIGTERM/SIGINT: stop reading, let the sinks deliver what was read within the
+drain timeout, save the checkpoints of what was delivered, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from logship.config.model import AgentConfig
+from logship.parsing.batch import Batch, SourceInfo
+from logship.pipeline.acks import AckTracker, FileAcks
+from logship.pipeline.budget import MemoryBudget
+from logship.sinks import build_sink
+from logship.sinks.base import SinkWorker
+from logship.sources.checkpoints import Checkpoint, CheckpointStore
+from logship.sources.discovery import Match, scan, watch_events, watch_roots
+from logship.sources.identity import fingerprint, fingerprint_matches
+from logship.sources.tailer import Tailer
+from logship.telemetry import Telemetry
+
+log = logging.getLogger("logship.agent")
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    reason: str = ""
+
+
+class Agent:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        once: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.once = once
+        self.transport = transport
+        self.telemetry = telemetry or Telemetry()
+        self.budget = MemoryBudget(int(cfg.memory_limit))
+        self.tracker = AckTracker(self.budget.release)
+        self.store = CheckpointStore(cfg.checkpoint_dir)
+        self.sinks: dict[str, SinkWorker] = {}
+        self.routes: dict[str, list[SinkWorker]] = {}
+        self.tailers: dict[str, Tailer] = {}
+        self.tailer_tasks: dict[str, asyncio.Task[None]] = {}
+        self.resume_at: dict[str, tuple[int, bool]] = {}  # retired tailers' last position
+        self.stop_event = asyncio.Event()
+        self.rescan_now = asyncio.Event()
+        self.by_path: dict[str, Tailer] = {}
+
+    # -- routing -----------------------------------------------------------------------
+    def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
+        sinks = self.routes[batch.info.source]
+        batch.ticket = acks.ticket(batch.end_offset, cost, len(sinks), partial)
+        for s in sinks:
+            s.submit(batch)
+
+    # -- files -------------------------------------------------------------------------
+    def _start_tailer(self, m: Match, startup: bool) -> None:
+        src = self.cfg.sources[m.source]
+        try:
+            fd = os.open(m.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            log.warning("cannot open file", extra={"path": m.path, "error": e.strerror})
+            return
+        st = os.fstat(fd)
+        key = f"{m.source}:{st.st_dev}:{st.st_ino}"
+        if key in self.tailers:  # raced with a rename: already followed
+            os.close(fd)
+            return
+        partial = False
+        cp = self.store.get(key)
+        if key in self.resume_at:
+            offset, partial = self.resume_at.pop(key)
+            fp = (
+                self.tracker.files[key].fingerprint
+                if key in self.tracker.files
+                else fingerprint(fd)
+            )
+        elif cp is not None and fingerprint_matches(fd, cp.fingerprint):
+            offset, partial = cp.offset, cp.partial
+            if offset > st.st_size:
+                log.warning(
+                    "file shorter than its checkpoint; reading from the start",
+                    extra={"path": m.path},
+                )
+                offset, partial = 0, False
+                self.telemetry.truncations += 1
+            fp = fingerprint(fd)
+        else:
+            at_end = startup and not self.once and src.start_at == "end"
+            offset = st.st_size if at_end else 0
+            fp = fingerprint(fd)
+        acks = self.tracker.file(key, m.path, fp, offset)
+        acks.path = m.path
+        info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
+        t = Tailer(
+            path=m.path,
+            fd=fd,
+            info=info,
+            acks=acks,
+            offset=offset,
+            partial=partial,
+            submit=self.submit,
+            budget=self.budget,
+            tailing=self.cfg.tailing,
+            telemetry=self.telemetry,
+            once=self.once,
+        )
+        self.tailers[key] = t
+        self.by_path[m.path] = t
+        task = asyncio.create_task(t.run(), name=f"tail {m.path}")
+        self.tailer_tasks[key] = task
+        task.add_done_callback(functools.partial(self._tailer_done, key))
+        log.info("following file", extra={"path": m.path, "offset": offset, "source": m.source})
+
+    def extra_labels(self, source: str) -> dict[str, str]:
+        return dict(self.cfg.sources[source].labels)
+
+    def _tailer_done(self, key: str, _task: asyncio.Task[None] | None = None) -> None:
+        t = self.tailers.pop(key, None)
+        self.tailer_tasks.pop(key, None)
+        if t is None:
+            return
+        if self.by_path.get(t.path) is t:
+            del self.by_path[t.path]
+        if t.stopping:
+            return
+        if t._deleted():
+            # Gone for good: once delivered, its checkpoint has nothing left to say.
+            self.store.forget(key)
+        else:
+            self.resume_at[key] = (t.emitted_offset, t.skip_newline)
+
+    def rescan(self, startup: bool = False) -> None:
+        found = scan(self.cfg.sources)
+        for key, m in found.items():
+            t = self.tailers.get(key)
+            if t is None:
+                self._start_tailer(m, startup)
+            elif t.path != m.path:  # renamed but still matched: keep following it
+                if self.by_path.get(t.path) is t:
+                    del self.by_path[t.path]
+                t.path = m.path
+                t.acks.path = m.path
+                self.by_path[m.path] = t
+        for key, t in list(self.tailers.items()):
+            if key not in found and not t.unmatched:
+                t.release()
+                self.telemetry.rotations += 1
+
+    async def _on_events(self, paths: set[str]) -> None:
+        for p in paths:
+            t = self.by_path.get(p)
+            if t is not None:
+                t.wake()
+        self.rescan_now.set()
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoints(self) -> None:
+        if self.store.directory is None:
+            return
+        now = time.time()
+        for key, f in list(self.tracker.files.items()):
+            self.store.update(key, Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now))
+            if not f.pending and key not in self.tailers:
+                self.tracker.forget(key)
+        self.tracker.dirty = False
+        try:
+            self.store.save()
+        except OSError as e:
+            log.error("cannot save checkpoints", extra={"error": str(e)})
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def request_stop(self) -> None:
+        if not self.stop_event.is_set():
+            log.info("stopping: delivering what was read")
+            self.stop_event.set()
+
+    async def run(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        for name, scfg in self.cfg.sinks.items():
+            self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport)
+        for source in self.cfg.sources:
+            self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
+        sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
+        self.rescan(startup=True)
+        if self.once:
+            if self.tailer_tasks:
+                stopper = asyncio.create_task(self.stop_event.wait())
+                await asyncio.wait(
+                    [*self.tailer_tasks.values(), stopper], return_when=asyncio.FIRST_COMPLETED
+                )
+                if not self.stop_event.is_set():
+                    await asyncio.gather(*self.tailer_tasks.values())
+                stopper.cancel()
+        else:
+            await self._follow()
+        return await self._shutdown(sink_tasks)
+
+    async def _follow(self) -> None:
+        watch_stop = asyncio.Event()
+        watcher = asyncio.create_task(
+            watch_events(watch_roots(self.cfg.sources), self._on_events, watch_stop)
+        )
+        last_scan = last_save = time.monotonic()
+        tick = min(self.cfg.tailing.rescan_interval, self.cfg.checkpoint_interval, 0.5)
+        try:
+            while not self.stop_event.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), tick)
+                now = time.monotonic()
+                if self.rescan_now.is_set() or now - last_scan >= self.cfg.tailing.rescan_interval:
+                    self.rescan_now.clear()
+                    self.rescan()
+                    last_scan = now
+                if self.tracker.dirty and now - last_save >= self.cfg.checkpoint_interval:
+                    self.save_checkpoints()
+                    last_save = now
+        finally:
+            watch_stop.set()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+
+    async def _shutdown(self, sink_tasks: list[asyncio.Task[None]]) -> RunResult:
+        for t in list(self.tailers.values()):
+            t.stop()
+        if self.tailer_tasks:
+            await asyncio.gather(*self.tailer_tasks.values(), return_exceptions=True)
+        for s in self.sinks.values():
+            s.close()
+        timeout = None if self.once and not self.stop_event.is_set() else self.cfg.drain_timeout
+        _done, pending = await asyncio.wait(sink_tasks, timeout=timeout)
+        drained = not pending
+        if pending:
+            log.error(
+                "drain timeout: undelivered data stays in the files for the next start",
+                extra={"timeout_s": self.cfg.drain_timeout},
+            )
+            for s in self.sinks.values():
+                s.abort()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.save_checkpoints()
+        reasons = [s.undelivered for s in self.sinks.values() if s.undelivered]
+        if self.once and not self.stop_event.is_set():
+            if reasons:
+                return RunResult(1, reasons[0])
+            if not drained:
+                return RunResult(1, "not everything could be delivered")
+        return RunResult(0)

@@ -1,0 +1,1 @@
+"""Parsing: line formats, timestamps and levels, and the batch that carries them."""

@@ -1,0 +1,121 @@
+"""The unit that flows from a tailer to the sinks: one chunk's lines of one file.
+
+A :class:`Batch` keeps the original line bytes (sinks that can carry the raw
+line never decode and re-encode it) and computes the parsed views lazily and
+once: the timestamp column that every sink needs, and full normalized records
+only for sinks that want them (stdout; field labels).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from logship.parsing.formats import normalize_records, timestamp_column
+from logship.parsing.timestamps import TimestampColumn
+
+if TYPE_CHECKING:
+    from logship.pipeline.acks import JoinTicket, Ticket
+    from logship.telemetry import Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What every record of a file shares."""
+
+    source: str
+    path: str
+    format: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Batch:
+    __slots__ = (
+        "_records",
+        "_ts",
+        "end_offset",
+        "info",
+        "lines",
+        "nbytes",
+        "offsets",
+        "read_ns",
+        "start_offset",
+        "telemetry",
+        "ticket",
+    )
+
+    def __init__(
+        self,
+        info: SourceInfo,
+        lines: list[bytes],
+        start_offset: int,
+        end_offset: int,
+        read_ns: int,
+        telemetry: Telemetry | None = None,
+        offsets: list[int] | None = None,
+    ) -> None:
+        self.info = info
+        self.lines = lines
+        self.start_offset = start_offset
+        self.end_offset = end_offset
+        self.read_ns = read_ns
+        self.nbytes = end_offset - start_offset
+        self.telemetry = telemetry
+        self.offsets = offsets
+        self.ticket: Ticket | JoinTicket | None = None
+        self._ts: TimestampColumn | None = None
+        self._records: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def line_offsets(self) -> list[int]:
+        """Byte offset of each line's start (computed with C loops on demand)."""
+        if self.offsets is None:
+            starts = itertools.accumulate(
+                map(len, self.lines[:-1]), lambda acc, n: acc + n + 1, initial=self.start_offset
+            )
+            self.offsets = list(starts)
+        return self.offsets
+
+    def timestamps(self) -> TimestampColumn:
+        if self._ts is None:
+            self._ts = timestamp_column(self.lines, self.info.format, self.read_ns)
+        return self._ts
+
+    def records(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            self._records, malformed = normalize_records(self)
+            if malformed and self.telemetry is not None:
+                self.telemetry.malformed(self.info.source, malformed)
+        return self._records
+
+    def split(self) -> tuple[Batch, Batch]:
+        """Two halves sharing this batch's ticket (acknowledged when both are)."""
+        from logship.pipeline.acks import JoinTicket
+
+        n = len(self.lines)
+        mid = n // 2
+        ts = self.timestamps()
+        offsets = self.line_offsets()
+        join = JoinTicket(self.ticket, 2) if self.ticket is not None else None
+        halves = []
+        for lo, hi in ((0, mid), (mid, n)):
+            start = offsets[lo]
+            end = offsets[hi] if hi < n else self.end_offset
+            b = Batch(
+                self.info,
+                self.lines[lo:hi],
+                start,
+                end,
+                self.read_ns,
+                self.telemetry,
+                offsets[lo:hi],
+            )
+            b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi])
+            if self._records is not None:
+                b._records = self._records[lo:hi]
+            b.ticket = join
+            halves.append(b)
+        return halves[0], halves[1]

@@ -1,0 +1,190 @@
+"""Line formats: from a list of raw lines to timestamps and normalized records.
+
+Two entry points, both batch-in, batch-out:
+
+- :func:`timestamp_column`, needed by every sink, is the hot path. For JSON
+  lines it finds the usual time keys with one regular expression over the whole
+  joined batch (the loop runs in C) and falls back to a full JSON parse only
+  for lines the expression could not read.
+- :func:`normalize_records` builds the full normalized record of each line.
+  It parses every JSON line, so it runs only for sinks that need fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from logship.parsing.levels import normalize_level
+from logship.parsing.timestamps import (
+    SECONDS_NS,
+    FractionKey,
+    SecondsKey,
+    TimestampColumn,
+    epoch_number_to_ns,
+    format_rfc3339,
+    parse_text_timestamp,
+    split_ns,
+)
+
+if TYPE_CHECKING:
+    from logship.parsing.batch import Batch
+
+FORMATS = ("auto", "json", "raw")
+TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
+LEVEL_KEYS = ("level", "lvl", "severity")
+MESSAGE_KEYS = ("msg", "message")
+
+# One match per line (MULTILINE ^...$). Groups: whole seconds, fraction, zone.
+# A line without a readable text timestamp still matches, with empty groups.
+_TS_LINE = re.compile(
+    rb'(?m)^(?:[ \t]*\{[^\n]*?"(?:ts|time|timestamp|@timestamp)"[ \t]*:[ \t]*"'
+    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(\.\d{1,9})?(Z|z|[+-]\d\d:?\d\d)?\")?[^\n]*$"
+)
+
+
+def _slow_timestamp(line: bytes) -> int | None:
+    """Epoch ns from one JSON line by a real parse; None when it has none."""
+    stripped = line.lstrip()
+    if not stripped.startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return None
+    return timestamp_of(obj) if isinstance(obj, dict) else None
+
+
+def timestamp_of(obj: dict[str, Any]) -> int | None:
+    for key in TIME_KEYS:
+        v = obj.get(key)
+        if v is None:
+            continue
+        if isinstance(v, str):
+            ns = parse_text_timestamp(v)
+            if ns is not None:
+                return ns
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            return epoch_number_to_ns(v)
+    return None
+
+
+def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampColumn:
+    n = len(lines)
+    if fmt == "raw" or n == 0:
+        return TimestampColumn.constant(read_ns, n)
+    matches = _TS_LINE.findall(b"\n".join(lines))
+    if len(matches) != n:  # a line held a newline (multiline records): go line by line
+        matches = [
+            m.groups() if (m := _TS_LINE.match(line.replace(b"\n", b" "))) else (b"", b"", b"")
+            for line in lines
+        ]
+    whole, fractions, zones = zip(*matches, strict=True)
+    seconds: list[SecondsKey] = list(zip(whole, zones, strict=True))
+    fracs: list[FractionKey] = list(fractions)
+    if b"" in whole:
+        read_s, read_f = split_ns(read_ns)
+        for i, w in enumerate(whole):
+            if w:
+                continue
+            ns = _slow_timestamp(lines[i])
+            if ns is None:
+                seconds[i], fracs[i] = read_s, read_f
+            else:
+                seconds[i], fracs[i] = split_ns(ns)
+    column = TimestampColumn(seconds, fracs)
+    if None in map(SECONDS_NS.__getitem__, seconds):  # e.g. 2026-13-45: not a date
+        read_s, read_f = split_ns(read_ns)
+        for i, key in enumerate(seconds):
+            if SECONDS_NS[key] is None:
+                ns = _slow_timestamp(lines[i])
+                seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
+    return column
+
+
+def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:
+    """JSON objects per line (None for raw lines) and the count of malformed lines."""
+    if fmt == "raw":
+        return [None] * len(lines), 0
+    candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
+    out: list[dict[str, Any] | None] = [None] * len(lines)
+    malformed = 0 if fmt == "auto" else len(lines) - len(candidates)
+    if not candidates:
+        return out, malformed
+    try:  # one C call for the whole batch when every line is well-formed
+        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
+        if len(parsed) != len(candidates):
+            raise ValueError("line count mismatch")
+        for i, obj in zip(candidates, parsed, strict=True):
+            out[i] = obj
+        return out, malformed
+    except (orjson.JSONDecodeError, ValueError):
+        pass
+    for i in candidates:
+        try:
+            obj = orjson.loads(lines[i])
+        except orjson.JSONDecodeError:
+            malformed += 1
+            continue
+        if isinstance(obj, dict):
+            out[i] = obj
+        else:
+            malformed += 1
+    return out, malformed
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", "replace")
+
+
+def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
+    """The normalized record of every line (see README, "The normalized record")."""
+    lines = batch.lines
+    objs, malformed = _parse_objects(lines, batch.info.format)
+    ts = batch.timestamps().ns()
+    offsets = batch.line_offsets()
+    observed = format_rfc3339(batch.read_ns)
+    info = batch.info
+    labels = info.labels
+    path = info.path
+    records: list[dict[str, Any]] = []
+    append = records.append
+    for i, line in enumerate(lines):
+        obj = objs[i]
+        level: str | None = None
+        message: str
+        fields: dict[str, Any]
+        if obj is None:
+            message = _decode(line)
+            fields = {}
+        else:
+            fields = obj
+            message = ""
+            for key in MESSAGE_KEYS:
+                v = fields.get(key)
+                if isinstance(v, str):
+                    message = v
+                    break
+            else:
+                message = _decode(line)
+            for key in LEVEL_KEYS:
+                if key in fields:
+                    level = normalize_level(fields[key])
+                    break
+        rec: dict[str, Any] = {
+            "timestamp": format_rfc3339(ts[i]),
+            "observed_timestamp": observed,
+            "level": level,
+            "message": message,
+            "fields": fields,
+            "labels": labels,
+            "source": {"path": path, "offset": offsets[i]},
+        }
+        if (obj is None and info.format != "raw" and line.lstrip()[:1] == b"{") or (
+            obj is None and info.format == "json"
+        ):
+            rec["malformed"] = True
+        append(rec)
+    return records, malformed

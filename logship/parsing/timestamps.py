@@ -1,0 +1,156 @@
+"""Timestamps as columns of cache keys, so a batch converts without per-line Python.
+
+A line's timestamp is split into a *seconds key* and a *fraction key*. Within a
+batch, thousands of lines share a seconds key (same second) and the fraction
+keys repeat (``.123`` at millisecond resolution), so converting a whole column is
+a pair of C-level ``map(dict.__getitem__, ...)`` calls that hit auto-filling
+caches. Sinks build their own encodings (Loki's protobuf bytes) on the same keys.
+
+Keys:
+- seconds key: ``(b"2026-11-28T12:00:00", b"Z" | b"+02:00" | b"")`` for text
+  timestamps, or an ``int`` of epoch seconds (epoch numbers, read time);
+- fraction key: ``b".123"`` (digits after the dot, ``b""`` for none) or an
+  ``int`` of nanoseconds.
+"""
+
+from __future__ import annotations
+
+import operator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+_NS = 1_000_000_000
+_MAX_CACHE = 200_000
+
+SecondsKey = tuple[bytes, bytes] | int
+FractionKey = bytes | int
+
+
+def _zone(z: bytes) -> timezone:
+    if not z or z in (b"Z", b"z"):
+        return UTC
+    sign = -1 if z[:1] == b"-" else 1
+    digits = z[1:].replace(b":", b"")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or b"0")))
+
+
+class _SecondsNs(dict[Any, int | None]):
+    """Seconds key -> epoch nanoseconds of that whole second, or None when invalid."""
+
+    def __missing__(self, key: SecondsKey) -> int | None:
+        if isinstance(key, int):
+            return key * _NS
+        dt, z = key
+        try:
+            text = dt.decode("ascii").replace(" ", "T")
+            value: int | None = (
+                int(datetime.fromisoformat(text).replace(tzinfo=_zone(z)).timestamp()) * _NS
+            )
+        except (ValueError, UnicodeDecodeError, OverflowError):
+            value = None
+        if len(self) >= _MAX_CACHE:
+            self.clear()
+        self[key] = value
+        return value
+
+
+class _FractionNs(dict[Any, int]):
+    """Fraction key -> nanoseconds."""
+
+    def __missing__(self, key: FractionKey) -> int:
+        if isinstance(key, int):
+            return key
+        digits = key[1:10]
+        value = int(digits.ljust(9, b"0")) if digits else 0
+        if len(self) >= _MAX_CACHE:
+            self.clear()
+        self[key] = value
+        return value
+
+
+SECONDS_NS = _SecondsNs()
+FRACTION_NS = _FractionNs()
+
+
+class TimestampColumn:
+    """The timestamps of one batch, one entry per line, in line order."""
+
+    __slots__ = ("_ns", "fractions", "seconds")
+
+    def __init__(self, seconds: list[SecondsKey], fractions: list[FractionKey]) -> None:
+        self.seconds = seconds
+        self.fractions = fractions
+        self._ns: list[int] | None = None
+
+    @classmethod
+    def constant(cls, ns: int, n: int) -> TimestampColumn:
+        s, f = divmod(ns, _NS)
+        return cls([s] * n, [f] * n)
+
+    def ns(self) -> list[int]:
+        """Epoch nanoseconds per line (computed once, in C loops)."""
+        if self._ns is None:
+            self._ns = list(
+                map(
+                    operator.add,
+                    map(SECONDS_NS.__getitem__, self.seconds),
+                    map(FRACTION_NS.__getitem__, self.fractions),
+                )
+            )
+        return self._ns
+
+    def take(self, indices: list[int]) -> TimestampColumn:
+        s, f = self.seconds, self.fractions
+        return TimestampColumn([s[i] for i in indices], [f[i] for i in indices])
+
+
+def split_ns(ns: int) -> tuple[int, int]:
+    """Epoch nanoseconds to a (seconds key, fraction key) pair."""
+    return divmod(ns, _NS)
+
+
+def epoch_number_to_ns(value: float | int) -> int:
+    """Guess the unit of an epoch number by its size, like most log tools do."""
+    v = abs(value)
+    if v >= 1e17:
+        return int(value)
+    if v >= 1e14:
+        return int(value * 1_000)
+    if v >= 1e11:
+        return int(value * 1_000_000)
+    return round(value * _NS)
+
+
+def format_rfc3339(ns: int) -> str:
+    s, f = divmod(ns, _NS)
+    base = datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{f:09d}Z"
+
+
+def parse_text_timestamp(text: str) -> int | None:
+    """Any RFC 3339 / ISO 8601 timestamp string to epoch ns (slow path, one line)."""
+    t = text.strip()
+    if not t:
+        return None
+    try:
+        frac_ns = 0
+        main = t
+        # Pull out the fraction ourselves: fromisoformat keeps microseconds only.
+        dot = t.find(".", 17)
+        if dot == -1:
+            dot = t.find(",", 17)
+        if dot != -1:
+            end = dot + 1
+            while end < len(t) and t[end].isdigit():
+                end += 1
+            digits = t[dot + 1 : end]
+            frac_ns = int(digits[:9].ljust(9, "0")) if digits else 0
+            main = t[:dot] + t[end:]
+        if main.endswith(("Z", "z")):
+            main = main[:-1] + "+00:00"
+        dt = datetime.fromisoformat(main.replace(" ", "T", 1) if "T" not in main else main)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp()) * _NS + frac_ns
+    except (ValueError, OverflowError):
+        return None

@@ -1,0 +1,26 @@
+"""Sinks: one module per protocol plus the shared worker, HTTP driver and retry policy."""
+
+from __future__ import annotations
+
+import httpx
+
+from logship.config.model import LokiSinkConfig, SinkConfig, StdoutSinkConfig
+from logship.sinks.base import SinkWorker
+from logship.telemetry import Telemetry
+
+
+def build_sink(
+    name: str,
+    cfg: SinkConfig,
+    telemetry: Telemetry,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> SinkWorker:
+    if isinstance(cfg, StdoutSinkConfig):
+        from logship.sinks.stdout import StdoutSink
+
+        return StdoutSink(name, telemetry)
+    if isinstance(cfg, LokiSinkConfig):
+        from logship.sinks.loki import LokiSink
+
+        return LokiSink(name, cfg, telemetry, transport)
+    raise ValueError(f"unsupported sink type: {type(cfg).__name__}")  # pragma: no cover

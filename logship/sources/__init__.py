@@ -1,0 +1,1 @@
+"""Sources: discovery (which files), tailers (reading them), identity and checkpoints."""

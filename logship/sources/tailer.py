@@ -1,0 +1,305 @@
+"""One tailer per file: chunked reads, partial-line carry, truncation and end-of-life.
+
+The tailer reads large chunks (``read_chunk_size``) and hands whole lists of
+lines downstream; it never loops per line in Python. It reserves memory from
+the budget *before* reading, so a full pipeline stops it from reading at all.
+
+Lifecycle (DESIGN rule 4): discovery tells a tailer when its file is no longer
+matched (renamed away by rotation, deleted); the tailer then reads its open
+descriptor to the end, waits one more poll for a writer that has not reopened
+yet, emits the last partial line and closes. Truncation (copytruncate) is seen
+as a size below the read offset; it is counted and reading restarts at 0 once
+everything read before it is delivered, so the checkpoint never mixes offsets of
+the old and the new content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from logship.config.model import TailingConfig
+from logship.parsing.batch import Batch, SourceInfo
+from logship.pipeline.acks import FileAcks
+from logship.pipeline.budget import MemoryBudget
+from logship.sources.identity import FINGERPRINT_BYTES, fingerprint
+from logship.telemetry import Telemetry
+
+log = logging.getLogger("logship.tailer")
+
+TRUNCATION_MARKER = b"...[truncated by logship]"
+# Memory accounted per line on top of its bytes (object header, list slot, parse caches).
+LINE_OVERHEAD = 64
+
+
+class Tailer:
+    def __init__(
+        self,
+        *,
+        path: str,
+        fd: int,
+        info: SourceInfo,
+        acks: FileAcks,
+        offset: int,
+        partial: bool,
+        submit: Callable[[Batch, FileAcks, int, bool], None],
+        budget: MemoryBudget,
+        tailing: TailingConfig,
+        telemetry: Telemetry,
+        once: bool,
+    ) -> None:
+        self.path = path
+        self.fd = fd
+        self.info = info
+        self.acks = acks
+        self.read_offset = offset  # next byte to read
+        self.emitted_offset = offset  # end of the last emitted line
+        self.carry = b""
+        self.skip_newline = partial  # a flushed partial line's newline is still to come
+        self.discarding = False  # inside an over-long line, dropping bytes until newline
+        self.submit = submit
+        self.budget = budget
+        self.tailing = tailing
+        self.telemetry = telemetry
+        self.once = once
+        self.wake_event = asyncio.Event()
+        self.unmatched = False  # set by discovery: the file is no longer ours to follow
+        self.stopping = False
+        self.closed = False
+        self.last_data = time.monotonic()
+        self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
+
+    # -- control from discovery / the agent ---------------------------------------------
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    def release(self) -> None:
+        """Discovery no longer finds this file: read to the end, then close."""
+        self.unmatched = True
+        self.wake_event.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake_event.set()
+
+    # -- main loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._close()
+
+    async def _run(self) -> None:
+        idle_rounds_after_release = 0
+        while not self.stopping:
+            got = await self._read_available()
+            if self.stopping:
+                break
+            if self.once:
+                self._flush_partial()
+                return
+            if await self._check_truncated():
+                continue
+            if got:
+                idle_rounds_after_release = 0
+            if self.unmatched or self._deleted():
+                # One more poll lets a writer that has not reopened yet finish its line.
+                idle_rounds_after_release += 1
+                if idle_rounds_after_release > 1:
+                    self._flush_partial()
+                    return
+            elif (
+                self.carry
+                and time.monotonic() - self.last_data >= self.tailing.partial_line_timeout
+            ):
+                self._flush_partial()
+            await self._wait()
+
+    async def _wait(self) -> None:
+        timeout = self.tailing.poll_interval
+        if self.carry:
+            remaining = self.tailing.partial_line_timeout - (time.monotonic() - self.last_data)
+            timeout = max(0.01, min(timeout, remaining))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake_event.wait(), timeout)
+        self.wake_event.clear()
+
+    def _deleted(self) -> bool:
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:
+            return True
+
+    async def _check_truncated(self) -> bool:
+        try:
+            size = os.fstat(self.fd).st_size
+        except OSError:
+            return False
+        if size >= self.read_offset:
+            return False
+        log.warning(
+            "file truncated, restarting at 0",
+            extra={"path": self.path, "size": size, "offset": self.read_offset},
+        )
+        self.telemetry.truncations += 1
+        # Offsets restart at 0: let everything read so far be delivered first.
+        while self.acks.pending and not self.stopping:
+            await asyncio.sleep(self.tailing.poll_interval)
+        self.read_offset = self.emitted_offset = 0
+        self.carry = b""
+        self.skip_newline = self.discarding = False
+        self.acks.committed = 0
+        self.acks.partial = False
+        self.acks.fingerprint = fingerprint(self.fd)
+        self.fp_len = int(self.acks.fingerprint.split(":", 1)[0] or 0)
+        self.acks.tracker.dirty = True
+        return True
+
+    async def _read_available(self) -> bool:
+        """Read until the end of the file (or until told to stop); True if anything came."""
+        chunk = int(self.tailing.read_chunk_size)
+        got_any = False
+        end: int | None = None
+        if self.once:
+            end = os.fstat(self.fd).st_size
+        while not self.stopping:
+            if end is not None and self.read_offset >= end:
+                break
+            want = chunk if end is None else min(chunk, end - self.read_offset)
+            await self.budget.acquire(want)
+            if self.stopping:
+                self.budget.release(want)
+                break
+            try:
+                data = os.pread(self.fd, want, self.read_offset)
+            except OSError as e:
+                self.budget.release(want)
+                log.error("read failed", extra={"path": self.path, "error": str(e)})
+                break
+            if not data:
+                self.budget.release(want)
+                break
+            got_any = True
+            self.read_offset += len(data)
+            self.last_data = time.monotonic()
+            self._consume(data, want)
+            if self.fp_len < FINGERPRINT_BYTES and self.read_offset > self.fp_len:
+                self.acks.fingerprint = fingerprint(self.fd)
+                self.fp_len = int(self.acks.fingerprint.split(":", 1)[0])
+            if len(data) < want:
+                break
+            await asyncio.sleep(0)  # let sinks run between chunks
+        return got_any
+
+    def _consume(self, data: bytes, reserved: int) -> None:
+        """Turn freshly read bytes into lines; ``reserved`` is what the budget holds for them."""
+        if self.skip_newline:
+            self.skip_newline = False
+            if data[:1] == b"\n":
+                data = data[1:]
+                self.emitted_offset += 1
+            elif data[:2] == b"\r\n":
+                data = data[2:]
+                self.emitted_offset += 2
+        if self.carry:
+            data = self.carry + data
+            self.carry = b""
+        cut = data.rfind(b"\n")
+        max_line = int(self.tailing.max_line_size)
+        if cut == -1:
+            self.carry = data
+            if len(data) > max_line:
+                self._emit_overlong()
+            self.budget.release(reserved)
+            return
+        complete = data[:cut]
+        self.carry = data[cut + 1 :]
+        if self.discarding:
+            first = complete.find(b"\n")
+            dropped = len(complete) if first == -1 else first
+            self.emitted_offset += dropped + 1
+            self.discarding = False
+            complete = b"" if first == -1 else complete[first + 1 :]
+            if first == -1:
+                self.budget.release(reserved)
+                self._emit([], 0)
+                return
+        lines = complete.split(b"\n")
+        if b"\r" in complete:
+            lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
+        if len(complete) > max_line and max(map(len, lines)) > max_line:
+            lines = self._truncate_lines(lines, max_line)
+        if len(self.carry) > max_line:
+            self._emit(lines, len(complete) + 1, reserved)
+            self._emit_overlong()
+            return
+        self._emit(lines, len(complete) + 1, reserved)
+
+    def _truncate_lines(self, lines: list[bytes], max_line: int) -> list[bytes]:
+        keep = max_line - len(TRUNCATION_MARKER)
+        out = []
+        cut = 0
+        for ln in lines:
+            if len(ln) > max_line:
+                ln = ln[:keep] + TRUNCATION_MARKER
+                cut += 1
+            out.append(ln)
+        self.telemetry.line_truncated(self.info.source, cut)
+        return out
+
+    def _emit_overlong(self) -> None:
+        """A line longer than the limit with no newline yet: ship its head, drop the rest."""
+        max_line = int(self.tailing.max_line_size)
+        if self.discarding:
+            self.emitted_offset += len(self.carry)
+            self.carry = b""
+            self._emit([], 0)
+            return
+        head = self.carry[: max_line - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+        consumed = len(self.carry)
+        self.carry = b""
+        self.discarding = True
+        self.telemetry.line_truncated(self.info.source, 1)
+        self._emit([head], consumed)
+
+    def _flush_partial(self) -> None:
+        """Emit the last line although its newline has not arrived (idle timeout or end)."""
+        if not self.carry:
+            return
+        if self.discarding:
+            self.emitted_offset += len(self.carry)
+            self.carry = b""
+            self._emit([], 0)
+            return
+        line = self.carry.removesuffix(b"\r")
+        consumed = len(self.carry)
+        self.carry = b""
+        self.skip_newline = True
+        self._emit([line], consumed, partial=True)
+
+    def _emit(
+        self, lines: list[bytes], consumed: int, reserved: int = 0, partial: bool = False
+    ) -> None:
+        start = self.emitted_offset
+        self.emitted_offset += consumed
+        nbytes = consumed
+        cost = nbytes + LINE_OVERHEAD * len(lines)
+        # Settle the reservation to what the batch really holds until it is delivered.
+        if cost > reserved:
+            self.budget.used += cost - reserved
+        else:
+            self.budget.release(reserved - cost)
+        batch = Batch(self.info, lines, start, self.emitted_offset, time.time_ns(), self.telemetry)
+        if lines:
+            self.telemetry.read(self.info.source, len(lines), nbytes)
+        self.submit(batch, self.acks, cost, partial)
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(OSError):
+                os.close(self.fd)

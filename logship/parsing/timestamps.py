@@ -118,7 +118,9 @@ def epoch_number_to_ns(value: float | int) -> int:
         return int(value * 1_000)
     if v >= 1e11:
         return int(value * 1_000_000)
-    return round(value * _NS)
+    if isinstance(value, float):  # a double holds microseconds of an epoch, not nanoseconds
+        return round(value * 1_000_000) * 1_000
+    return int(value) * _NS
 
 
 def format_rfc3339(ns: int) -> str:

@@ -1,0 +1,143 @@
+"""Timestamps, levels and normalized records from lists of lines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logship.parsing.batch import Batch, SourceInfo
+from logship.parsing.formats import timestamp_column
+from logship.parsing.levels import normalize_level, severity_number
+from logship.parsing.timestamps import format_rfc3339, parse_text_timestamp
+
+READ_NS = 1_800_000_000_123_456_789
+
+
+def ns_of(text: str) -> int:
+    dt = datetime.fromisoformat(text)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"ts":"2026-11-28T12:00:00.123Z","msg":"x"}', ns_of("2026-11-28T12:00:00.123+00:00")),
+        (b'{"level":"info","time":"2026-11-28T12:00:01Z"}', ns_of("2026-11-28T12:00:01+00:00")),
+        (b'{"a":{"b":1},"@timestamp":"2026-11-28T14:00:00.5+02:00"}',
+         ns_of("2026-11-28T12:00:00.500+00:00")),
+        (b'{"timestamp":"2026-11-28 12:00:00.000000001"}', ns_of("2026-11-28T12:00:00+00:00") + 1),
+        (b'{"ts":1764331200.25}', 1_764_331_200_250_000_000),  # epoch seconds (zap)
+        (b'{"time":1764331200250}', 1_764_331_200_250_000_000),  # epoch ms (pino)
+        (b'{"ts":"yesterday"}', READ_NS),  # unreadable: read time
+        (b'{"ts":"2026-13-45T00:00:00Z"}', READ_NS),  # not a date: read time
+        (b"plain text 2026-11-28T12:00:00Z", READ_NS),
+        (b'{"broken json', READ_NS),
+        (b"", READ_NS),
+    ],
+)
+def test_timestamp_of_each_kind(line: bytes, expected: int) -> None:
+    col = timestamp_column([line], "auto", READ_NS)
+    assert col.ns() == [expected]
+
+
+def test_timestamp_column_keeps_line_order_in_mixed_batch() -> None:
+    lines = [
+        b'{"ts":"2026-11-28T12:00:00.001Z"}',
+        b"raw",
+        b'{"ts":"2026-11-28T12:00:00.002Z"}',
+        b'{"ts":1764331200}',
+    ]
+    ns = timestamp_column(lines, "auto", READ_NS).ns()
+    base = ns_of("2026-11-28T12:00:00+00:00")
+    assert ns == [base + 1_000_000, READ_NS, base + 2_000_000, 1_764_331_200_000_000_000]
+
+
+def test_raw_format_uses_read_time() -> None:
+    col = timestamp_column([b'{"ts":"2026-11-28T12:00:00Z"}'], "raw", READ_NS)
+    assert col.ns() == [READ_NS]
+
+
+@given(st.lists(st.binary(max_size=200).map(lambda b: b.replace(b"\n", b" ")), max_size=20))
+def test_timestamp_column_never_raises(lines: list[bytes]) -> None:
+    col = timestamp_column(lines, "auto", READ_NS)
+    assert len(col.ns()) == len(lines)
+
+
+def test_parse_text_timestamp_keeps_nanoseconds() -> None:
+    assert parse_text_timestamp("2026-11-28T12:00:00.123456789Z") == (
+        ns_of("2026-11-28T12:00:00+00:00") + 123_456_789
+    )
+    assert parse_text_timestamp("nonsense") is None
+
+
+def test_format_rfc3339() -> None:
+    assert format_rfc3339(1_764_331_200_000_000_001) == "2025-11-28T12:00:00.000000001Z"
+
+
+@pytest.mark.parametrize(
+    ("word", "level", "number"),
+    [("INFO", "info", 9), ("Warning", "warn", 13), ("err", "error", 17), ("panic", "fatal", 19),
+     ("emerg", "fatal", 21), ("trace", "trace", 1), ("custom", "custom", 0)],
+)
+def test_levels(word: str, level: str, number: int) -> None:
+    assert normalize_level(word) == level
+    assert severity_number(word) == number
+
+
+def make_batch(lines: list[bytes], fmt: str = "auto") -> Batch:
+    info = SourceInfo("app", "/var/log/app.log", fmt, {"team": "a"})
+    end = 100 + sum(len(x) + 1 for x in lines)
+    return Batch(info, lines, 100, end, READ_NS)
+
+
+def test_normalized_record_shape() -> None:
+    b = make_batch([b'{"ts":"2026-11-28T12:00:00.5Z","level":"WARN","msg":"disk low","pct":91}',
+                    b"plain line"])
+    first, second = b.records()
+    assert first["timestamp"] == "2026-11-28T12:00:00.500000000Z"
+    assert first["level"] == "warn"
+    assert first["message"] == "disk low"
+    assert first["fields"]["pct"] == 91
+    assert first["labels"] == {"team": "a"}
+    assert first["source"] == {"path": "/var/log/app.log", "offset": 100}
+    assert second["message"] == "plain line"
+    assert second["source"]["offset"] == 100 + len(b.lines[0]) + 1
+    assert second["level"] is None and "malformed" not in second
+
+
+def test_malformed_json_kept_raw_and_counted() -> None:
+    from logship.telemetry import Telemetry
+
+    t = Telemetry()
+    b = make_batch([b'{"ok":1}', b'{"cut short', b"[1,2]"], fmt="json")
+    b.telemetry = t
+    recs = b.records()
+    assert [r.get("malformed", False) for r in recs] == [False, True, True]
+    assert recs[1]["message"] == '{"cut short'
+    assert t.sources["app"].malformed == 2
+
+
+@given(st.lists(st.binary(max_size=100).map(lambda b: b.replace(b"\n", b"")), max_size=10),
+       st.sampled_from(["auto", "json", "raw"]))
+def test_records_never_raise_and_are_json(lines: list[bytes], fmt: str) -> None:
+    recs = make_batch(lines, fmt).records()
+    assert len(recs) == len(lines)
+    for r in recs:
+        orjson.dumps(r)
+
+
+def test_split_keeps_offsets_and_timestamps() -> None:
+    b = make_batch([b'{"ts":"2026-11-28T12:00:0%dZ"}' % i for i in range(5)])
+    left, right = b.split()
+    assert left.lines + right.lines == b.lines
+    assert left.timestamps().ns() + right.timestamps().ns() == b.timestamps().ns()
+    assert right.start_offset == b.line_offsets()[2] and right.end_offset == b.end_offset
+
+
+def test_timestamps_are_utc_when_zone_missing() -> None:
+    col = timestamp_column([b'{"ts":"2026-11-28T12:00:00"}'], "json", READ_NS)
+    assert col.ns() == [int(datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp()) * 10**9]

@@ -19,9 +19,9 @@ import orjson
 
 from logship.parsing.levels import normalize_level
 from logship.parsing.timestamps import (
+    FRACTION_NS,
     SECONDS_NS,
-    FractionKey,
-    SecondsKey,
+    ZONED_FRACTIONS,
     TimestampColumn,
     epoch_number_to_ns,
     format_rfc3339,
@@ -37,12 +37,17 @@ TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
 LEVEL_KEYS = ("level", "lvl", "severity")
 MESSAGE_KEYS = ("msg", "message")
 
-# One match per line (MULTILINE ^...$). Groups: whole seconds, fraction, zone.
+# One match per line (MULTILINE ^...$), groups: whole seconds, then fraction and zone.
 # A line without a readable text timestamp still matches, with empty groups.
-_TS_LINE = re.compile(
-    rb'(?m)^(?:[ \t]*\{[^\n]*?"(?:ts|time|timestamp|@timestamp)"[ \t]*:[ \t]*"'
-    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(\.\d{1,9})?(Z|z|[+-]\d\d:?\d\d)?\")?[^\n]*$"
+_TS_VALUE = (
+    rb'"(?:ts|time|timestamp|@timestamp)"[ \t]*:[ \t]*"'
+    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)((?:[.,]\d{1,9})?(?:Z|z|[+-]\d\d:?\d\d)?)\""
 )
+# Fast: the time key is the object's first key (slog, logstash, most structured loggers).
+_TS_FIRST = re.compile(rb"(?m)^(?:[ \t]*\{[ \t]*" + _TS_VALUE + rb")?[^\n]*$")
+# General: the first time key anywhere on the line.
+_TS_ANYWHERE = re.compile(rb"(?m)^(?:[ \t]*\{[^\n]*?" + _TS_VALUE + rb")?[^\n]*$")
+_NO_MATCH = (b"", b"")
 
 
 def _slow_timestamp(line: bytes) -> int | None:
@@ -71,37 +76,54 @@ def timestamp_of(obj: dict[str, Any]) -> int | None:
     return None
 
 
+def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    text = b"\n".join(lines)
+    matches: list[tuple[bytes, bytes]] = pattern.findall(text)
+    if len(matches) == len(lines):
+        return matches
+    # A line held a newline (a multiline record): match line by line.
+    return [
+        m.groups() if (m := pattern.match(line.replace(b"\n", b" "))) else _NO_MATCH  # type: ignore[misc]
+        for line in lines
+    ]
+
+
 def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampColumn:
+    """Timestamps of a batch; lines without one get the read time."""
     n = len(lines)
     if fmt == "raw" or n == 0:
         return TimestampColumn.constant(read_ns, n)
-    matches = _TS_LINE.findall(b"\n".join(lines))
-    if len(matches) != n:  # a line held a newline (multiline records): go line by line
-        matches = [
-            m.groups() if (m := _TS_LINE.match(line.replace(b"\n", b" "))) else (b"", b"", b"")
-            for line in lines
-        ]
-    whole, fractions, zones = zip(*matches, strict=True)
-    seconds: list[SecondsKey] = list(zip(whole, zones, strict=True))
-    fracs: list[FractionKey] = list(fractions)
+    whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
+    seconds: list[Any] = list(whole)
+    fracs: list[Any] = list(fractions)
     if b"" in whole:
-        read_s, read_f = split_ns(read_ns)
-        for i, w in enumerate(whole):
-            if w:
-                continue
-            ns = _slow_timestamp(lines[i])
-            if ns is None:
-                seconds[i], fracs[i] = read_s, read_f
-            else:
-                seconds[i], fracs[i] = split_ns(ns)
-    column = TimestampColumn(seconds, fracs)
-    if None in map(SECONDS_NS.__getitem__, seconds):  # e.g. 2026-13-45: not a date
-        read_s, read_f = split_ns(read_ns)
-        for i, key in enumerate(seconds):
-            if SECONDS_NS[key] is None:
+        missing = [i for i, w in enumerate(whole) if not w]
+        subset = lines if len(missing) == n else [lines[i] for i in missing]
+        for i, (w, f) in zip(missing, _findall_per_line(_TS_ANYWHERE, subset), strict=True):
+            seconds[i], fracs[i] = w, f
+    read_s, read_f = split_ns(read_ns)
+    if b"" in seconds:
+        for i, w in enumerate(seconds):
+            if w == b"":
                 ns = _slow_timestamp(lines[i])
                 seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
-    return column
+    # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
+    # exact path, line by line, which is rare.
+    bad = {k for k in set(seconds) if SECONDS_NS[k] is None}
+    for k in set(fracs).difference(FRACTION_NS.keys()):
+        FRACTION_NS[k]  # fills the cache and ZONED_FRACTIONS
+    zoned = ZONED_FRACTIONS.intersection(fracs)
+    if bad or zoned:
+        for i in range(n):
+            s, f = seconds[i], fracs[i]
+            if s in bad or f in zoned:
+                exact = None
+                if isinstance(s, bytes) and isinstance(f, bytes):
+                    exact = parse_text_timestamp((s + f).decode("ascii", "replace"))
+                if exact is None:
+                    exact = _slow_timestamp(lines[i])
+                seconds[i], fracs[i] = (read_s, read_f) if exact is None else split_ns(exact)
+    return TimestampColumn(seconds, fracs)
 
 
 def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:

@@ -7,10 +7,11 @@ a pair of C-level ``map(dict.__getitem__, ...)`` calls that hit auto-filling
 caches. Sinks build their own encodings (Loki's protobuf bytes) on the same keys.
 
 Keys:
-- seconds key: ``(b"2026-11-28T12:00:00", b"Z" | b"+02:00" | b"")`` for text
-  timestamps, or an ``int`` of epoch seconds (epoch numbers, read time);
-- fraction key: ``b".123"`` (digits after the dot, ``b""`` for none) or an
-  ``int`` of nanoseconds.
+- seconds key: ``b"2026-11-28T12:00:00"`` for text timestamps (read as UTC), or
+  an ``int`` of epoch seconds (epoch numbers, read time, non-UTC text);
+- fraction key: ``b".123Z"`` (fraction and zone as written) or an ``int`` of
+  nanoseconds. A text fraction key whose zone is not UTC is put in
+  :data:`ZONED_FRACTIONS`; the parser turns such lines into int keys.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 _NS = 1_000_000_000
 _MAX_CACHE = 200_000
 
-SecondsKey = tuple[bytes, bytes] | int
+SecondsKey = bytes | int
 FractionKey = bytes | int
 
 
@@ -40,11 +41,10 @@ class _SecondsNs(dict[Any, int | None]):
     def __missing__(self, key: SecondsKey) -> int | None:
         if isinstance(key, int):
             return key * _NS
-        dt, z = key
         try:
-            text = dt.decode("ascii").replace(" ", "T")
+            text = key.decode("ascii").replace(" ", "T")
             value: int | None = (
-                int(datetime.fromisoformat(text).replace(tzinfo=_zone(z)).timestamp()) * _NS
+                int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * _NS
             )
         except (ValueError, UnicodeDecodeError, OverflowError):
             value = None
@@ -60,14 +60,23 @@ class _FractionNs(dict[Any, int]):
     def __missing__(self, key: FractionKey) -> int:
         if isinstance(key, int):
             return key
-        digits = key[1:10]
+        zone_at = len(key)
+        for i, c in enumerate(key):
+            if c in b"Zz+-":
+                zone_at = i
+                break
+        digits = key[1:zone_at][:9]
         value = int(digits.ljust(9, b"0")) if digits else 0
+        zone = key[zone_at:]
+        if zone and _zone(zone).utcoffset(None) != timedelta(0):
+            ZONED_FRACTIONS.add(key)
         if len(self) >= _MAX_CACHE:
             self.clear()
         self[key] = value
         return value
 
 
+ZONED_FRACTIONS: set[bytes] = set()
 SECONDS_NS = _SecondsNs()
 FRACTION_NS = _FractionNs()
 

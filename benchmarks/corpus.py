@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -71,15 +72,14 @@ def _timestamp(ms: int, cache: dict[int, str]) -> str:
     return f"{prefix}.{frac:03d}Z"
 
 
-def generate_lines(count: int, seed: int = SEED) -> list[bytes]:
-    """Build ``count`` newline-terminated JSON log lines, identical for identical arguments.
+def iter_lines(count: int, seed: int = SEED) -> Iterator[bytes]:
+    """Yield ``count`` newline-terminated JSON log lines, identical for identical arguments.
 
     Timestamps strictly increase (1-3 ms apart) like a busy service's; keys keep a fixed order,
     as most structured loggers emit them.
     """
     rng = random.Random(seed)
     ts_cache: dict[int, str] = {}
-    out: list[bytes] = []
     ms = START_MS
     for _ in range(count):
         ms += rng.randint(1, 3)
@@ -95,13 +95,10 @@ def generate_lines(count: int, seed: int = SEED) -> list[bytes]:
             )
         duration = round(rng.lognormvariate(2.3, 0.9), 3)
         req = f"{rng.getrandbits(64):016x}"
-        out.append(
-            (
-                f'{{"ts":"{_timestamp(ms, ts_cache)}","level":"{level}","msg":"{msg}",'
-                f'"status":{status},"duration_ms":{duration},"req":"{req}"}}\n'
-            ).encode()
-        )
-    return out
+        yield (
+            f'{{"ts":"{_timestamp(ms, ts_cache)}","level":"{level}","msg":"{msg}",'
+            f'"status":{status},"duration_ms":{duration},"req":"{req}"}}\n'
+        ).encode()
 
 
 def ensure_corpus(lines: int, *, quiet: bool = False) -> Path:
@@ -119,12 +116,8 @@ def ensure_corpus(lines: int, *, quiet: bool = False) -> Path:
     started = time.perf_counter()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as f:
-            step = 100_000
-            for start in range(0, lines, step):
-                # Continue the same stream across chunks: one generator, sliced by count.
-                pass
-            f.writelines(generate_lines(lines))
+        with tmp.open("wb", buffering=1 << 20) as f:
+            f.writelines(iter_lines(lines))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

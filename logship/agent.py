@@ -205,6 +205,7 @@ class Agent:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
         self.rescan(startup=True)
+        log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
         if self.once:
             if self.tailer_tasks:
                 stopper = asyncio.create_task(self.stop_event.wait())

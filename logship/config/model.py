@@ -151,6 +151,8 @@ class LokiSinkConfig(HttpSinkBase):
     @field_validator("tenant_id")
     @classmethod
     def _tenant(cls, v: str | None) -> str | None:
+        if v == "":  # `${LOKI_TENANT:-}` left empty: no tenant header
+            return None
         if v is not None and (
             not re.fullmatch(r"[A-Za-z0-9!_.*'()-]{1,150}", v) or v in {".", ".."}
         ):

@@ -141,3 +141,24 @@ def test_split_keeps_offsets_and_timestamps() -> None:
 def test_timestamps_are_utc_when_zone_missing() -> None:
     col = timestamp_column([b'{"ts":"2026-11-28T12:00:00"}'], "json", READ_NS)
     assert col.ns() == [int(datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp()) * 10**9]
+
+
+def test_same_layout_batch_with_a_broken_value_in_the_middle() -> None:
+    good = b'{"ts":"2026-11-28T12:00:00.123Z","m":1}'
+    lines = [
+        good,
+        b'{"ts":"2026-11-28T12:00:00.1x3Z","m":1}',  # same width, not a fraction
+        b'{"ts":"2026-99-28T12:00:00.123Z","m":1}',  # same width, not a date
+        b'{"ts":"2026-11-28T14:00:00.123+02:00"}',  # another width, another zone
+        good,
+    ]
+    ns = timestamp_column(lines, "json", READ_NS).ns()
+    want = ns_of("2026-11-28T12:00:00.123+00:00")
+    assert ns == [want, READ_NS, READ_NS, want, want]
+
+
+def test_same_layout_with_offset_zone() -> None:
+    lines = [b'{"time":"2026-11-28T14:00:00.5+02:00"}'] * 3
+    assert timestamp_column(lines, "json", READ_NS).ns() == [
+        ns_of("2026-11-28T12:00:00.500+00:00")
+    ] * 3

@@ -12,16 +12,18 @@ Two entry points, both batch-in, batch-out:
 
 from __future__ import annotations
 
+import operator
 import re
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from logship.parsing.levels import normalize_level
 from logship.parsing.timestamps import (
+    EXACT_FRACTIONS,
     FRACTION_NS,
     SECONDS_NS,
-    ZONED_FRACTIONS,
     TimestampColumn,
     epoch_number_to_ns,
     format_rfc3339,
@@ -88,14 +90,50 @@ def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tu
     ]
 
 
+_QUOTE = ord('"')
+
+
+def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any]] | None:
+    """Keys by slicing, when every line starts like the first up to the end of its timestamp.
+
+    Lines from one logger usually share the prefix before the time value and the
+    width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Checking that
+    and slicing are whole-list C loops, several times cheaper than a regex per line.
+    """
+    m = _TS_FIRST.match(lines[0])
+    if m is None or m.start(1) < 0:
+        return None
+    a, b, q = m.start(1), m.end(1), m.end(2)
+    prefix = lines[0][:a]
+    if not all(map(bytes.startswith, lines, repeat(prefix))):
+        return None
+    # Same width: the closing quote is at the same place on every line.
+    try:
+        if not all(map(_QUOTE.__eq__, map(operator.getitem, lines, repeat(q)))):
+            return None
+    except IndexError:  # a shorter line
+        return None
+    return (
+        list(map(operator.getitem, lines, repeat(slice(a, b)))),
+        list(map(operator.getitem, lines, repeat(slice(b, q)))),
+    )
+
+
 def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampColumn:
     """Timestamps of a batch; lines without one get the read time."""
     n = len(lines)
     if fmt == "raw" or n == 0:
         return TimestampColumn.constant(read_ns, n)
-    whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
-    seconds: list[Any] = list(whole)
-    fracs: list[Any] = list(fractions)
+    seconds: list[Any]
+    fracs: list[Any]
+    fixed = _fixed_layout(lines)
+    if fixed is not None:
+        seconds, fracs = fixed
+        whole: tuple[bytes, ...] | list[Any] = seconds
+    else:
+        whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
+        seconds = list(whole)
+        fracs = list(fractions)
     if b"" in whole:
         missing = [i for i, w in enumerate(whole) if not w]
         subset = lines if len(missing) == n else [lines[i] for i in missing]
@@ -111,8 +149,8 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     # exact path, line by line, which is rare.
     bad = {k for k in set(seconds) if SECONDS_NS[k] is None}
     for k in set(fracs).difference(FRACTION_NS.keys()):
-        FRACTION_NS[k]  # fills the cache and ZONED_FRACTIONS
-    zoned = ZONED_FRACTIONS.intersection(fracs)
+        FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
+    zoned = EXACT_FRACTIONS.intersection(fracs)
     if bad or zoned:
         for i in range(n):
             s, f = seconds[i], fracs[i]

@@ -10,8 +10,9 @@ Keys:
 - seconds key: ``b"2026-11-28T12:00:00"`` for text timestamps (read as UTC), or
   an ``int`` of epoch seconds (epoch numbers, read time, non-UTC text);
 - fraction key: ``b".123Z"`` (fraction and zone as written) or an ``int`` of
-  nanoseconds. A text fraction key whose zone is not UTC is put in
-  :data:`ZONED_FRACTIONS`; the parser turns such lines into int keys.
+  nanoseconds. A text fraction key whose zone is not UTC, or that does not
+  parse, is put in :data:`EXACT_FRACTIONS`; the parser turns such lines into
+  int keys by an exact parse (or the read time).
 """
 
 from __future__ import annotations
@@ -66,17 +67,21 @@ class _FractionNs(dict[Any, int]):
                 zone_at = i
                 break
         digits = key[1:zone_at][:9]
-        value = int(digits.ljust(9, b"0")) if digits else 0
         zone = key[zone_at:]
-        if zone and _zone(zone).utcoffset(None) != timedelta(0):
-            ZONED_FRACTIONS.add(key)
+        try:
+            value = int(digits.ljust(9, b"0")) if digits else 0
+            if zone and _zone(zone).utcoffset(None) != timedelta(0):
+                EXACT_FRACTIONS.add(key)
+        except ValueError:
+            value = 0
+            EXACT_FRACTIONS.add(key)
         if len(self) >= _MAX_CACHE:
             self.clear()
         self[key] = value
         return value
 
 
-ZONED_FRACTIONS: set[bytes] = set()
+EXACT_FRACTIONS: set[bytes] = set()
 SECONDS_NS = _SecondsNs()
 FRACTION_NS = _FractionNs()
 

@@ -90,9 +90,7 @@ def iter_lines(count: int, seed: int = SEED) -> Iterator[bytes]:
         if level == "info":
             msg = f"{rng.choice(VERBS)} path=/api/v1/{res}/{n}"
         else:
-            msg = rng.choice(MESSAGES_BY_LEVEL[level]).format(
-                n=n, res=res, small=rng.randint(1, 9)
-            )
+            msg = rng.choice(MESSAGES_BY_LEVEL[level]).format(n=n, res=res, small=rng.randint(1, 9))
         duration = round(rng.lognormvariate(2.3, 0.9), 3)
         req = f"{rng.getrandbits(64):016x}"
         yield (

@@ -59,9 +59,16 @@ def _message_classes() -> dict[str, Any]:
                 f.type_name = f".bench.{type_name}"
 
     # Loki (package logproto in the real schema).
-    msg("Timestamp", ("seconds", 1, F.TYPE_INT64, None, False), ("nanos", 2, F.TYPE_INT32, None, False))
-    msg("LabelPairAdapter", ("name", 1, F.TYPE_STRING, None, False),
-        ("value", 2, F.TYPE_STRING, None, False))  # fmt: skip
+    msg(
+        "Timestamp",
+        ("seconds", 1, F.TYPE_INT64, None, False),
+        ("nanos", 2, F.TYPE_INT32, None, False),
+    )
+    msg(
+        "LabelPairAdapter",
+        ("name", 1, F.TYPE_STRING, None, False),
+        ("value", 2, F.TYPE_STRING, None, False),
+    )
     msg(
         "EntryAdapter",
         ("timestamp", 1, F.TYPE_MESSAGE, "Timestamp", False),
@@ -189,29 +196,48 @@ class Stats:
 
 STATS = Stats()
 
-Handler = Callable[[bytes, dict[str, str]], tuple[int, bytes, str]]
+# A handler returns (status, body, content type, deferred count). When the answer does not depend
+# on the body (Loki, OTLP), counting is deferred until after the answer is on the wire, so the agent
+# never waits on the receiver's decoding; the event loop is single-threaded, so a later
+# ``GET /_stats`` still sees every count.
+Reply = tuple[int, bytes, str, Callable[[], None] | None]
+Handler = Callable[[bytes, dict[str, str]], Reply]
 
 
-def _handle_loki(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
-    STATS.lines += count_loki(
-        _content_decode(body, headers.get("content-encoding", "")),
-        headers.get("content-type", ""),
-    )
-    return 204, b"", ""
+def _add_lines(count: Callable[[], int]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            STATS.lines += count()
+        except Exception as e:  # a body we cannot decode is the agent's bug: report it
+            STATS.errors += 1
+            STATS.last_error = f"{type(e).__name__}: {e}"
+
+    return run
 
 
-def _handle_bulk(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+def _handle_loki(body: bytes, headers: dict[str, str]) -> Reply:
+    def count() -> int:
+        raw = _content_decode(body, headers.get("content-encoding", ""))
+        return count_loki(raw, headers.get("content-type", ""))
+
+    return 204, b"", "", _add_lines(count)
+
+
+def _handle_bulk(body: bytes, headers: dict[str, str]) -> Reply:
     docs, response = bulk_response(_content_decode(body, headers.get("content-encoding", "")))
     STATS.lines += docs
-    return 200, response, "application/json"
+    return 200, response, "application/json", None
 
 
-def _handle_otlp(body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str]:
+def _handle_otlp(body: bytes, headers: dict[str, str]) -> Reply:
     ctype = headers.get("content-type", "")
-    STATS.lines += count_otlp(_content_decode(body, headers.get("content-encoding", "")), ctype)
+
+    def count() -> int:
+        return count_otlp(_content_decode(body, headers.get("content-encoding", "")), ctype)
+
     if ctype.split(";", 1)[0].strip().lower() == "application/json":
-        return 200, b"{}", "application/json"
-    return 200, b"", "application/x-protobuf"
+        return 200, b"{}", "application/json", _add_lines(count)
+    return 200, b"", "application/x-protobuf", _add_lines(count)
 
 
 def route(method: str, path: str) -> Handler | None:
@@ -295,13 +321,16 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                     STATS.last_error = f"no route for {method} {path}"
                     writer.write(_response(404, b"404 page not found\n", "text/plain", keep_alive))
                 else:
+                    deferred = None
                     try:
-                        status, payload, ctype = handler(body, headers)
-                    except Exception as e:  # any decode failure is the agent's bug: report it
+                        status, payload, ctype, deferred = handler(body, headers)
+                    except Exception as e:  # a body we cannot decode is the agent's bug
                         STATS.errors += 1
                         STATS.last_error = f"{method} {path}: {type(e).__name__}: {e}"
                         status, payload, ctype = 400, f"{e}\n".encode(), "text/plain"
                     writer.write(_response(status, payload, ctype, keep_alive))
+                    if deferred is not None:
+                        deferred()
             await writer.drain()
             if not keep_alive:
                 return

@@ -148,9 +148,10 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
     # exact path, line by line, which is rare.
     bad = {k for k in set(seconds) if SECONDS_NS[k] is None}
-    for k in set(fracs).difference(FRACTION_NS.keys()):
+    distinct = set(fracs)
+    for k in distinct.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
-    zoned = EXACT_FRACTIONS.intersection(fracs)
+    zoned = EXACT_FRACTIONS.intersection(distinct)
     if bad or zoned:
         for i in range(n):
             s, f = seconds[i], fracs[i]

@@ -91,23 +91,10 @@ def test_unknown_sink_route_is_an_error() -> None:
     assert "unknown sink 'nope'" in str(e.value)
 
 
-def test_environment_overrides_file(tmp_path: Path) -> None:
-    cfg = load_config(
-        write(tmp_path, GOOD), env={"LOKI_TOKEN": "x"}
-    )
-    assert cfg.drain_timeout == 30.0
-    import os
-
-    old = os.environ.get("LOGSHIP_DRAIN_TIMEOUT")
-    os.environ["LOGSHIP_DRAIN_TIMEOUT"] = "7"
-    try:
-        cfg = load_config(write(tmp_path, GOOD), env={"LOKI_TOKEN": "x"})
-    finally:
-        if old is None:
-            del os.environ["LOGSHIP_DRAIN_TIMEOUT"]
-        else:
-            os.environ["LOGSHIP_DRAIN_TIMEOUT"] = old
-    assert cfg.drain_timeout == 7.0
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_config(write(tmp_path, GOOD), env={"LOKI_TOKEN": "x"}).drain_timeout == 30.0
+    monkeypatch.setenv("LOGSHIP_DRAIN_TIMEOUT", "7")
+    assert load_config(write(tmp_path, GOOD), env={"LOKI_TOKEN": "x"}).drain_timeout == 7.0
 
 
 def test_invalid_yaml_points_at_the_line(tmp_path: Path) -> None:
@@ -151,3 +138,12 @@ def test_tail_refuses_unknown_sink_with_exit_2() -> None:
     r = run_cli("tail", "--to", "kafka:http://x", "some.log")
     assert r.returncode == 2
     assert "unknown sink type 'kafka'" in r.stderr
+
+
+def test_nested_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGSHIP_SINKS__LOKI__URL", "http://other:3100")
+    monkeypatch.setenv("LOGSHIP_MEMORY_LIMIT", "8MiB")
+    cfg = load_config(write(tmp_path, GOOD), env={"LOKI_TOKEN": "x"})
+    assert cfg.sinks["loki"].url == "http://other:3100"
+    assert cfg.sinks["loki"].tenant_id == "team-a"  # the rest of the sink still comes from the file
+    assert cfg.memory_limit == 8 * 1024 * 1024

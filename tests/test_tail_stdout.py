@@ -104,3 +104,23 @@ def test_crlf_and_long_lines(tmp_path: Path, agents: Callable[..., AgentProcess]
     assert got[0] == "windows"
     assert len(got[1].encode()) <= 256 * 1024 and got[1].endswith("[truncated by logship]")
     assert got[2] == "after"
+
+
+def test_rename_rotation_reads_old_file_to_end_then_new_file(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, [])
+    a = agents("tail", str(log), "--log-level", "info")
+    wait_until(lambda: "agent started" in a.stderr, 30, "agent start")
+    with open(log, "a") as old:
+        old.write("before rotation\n")
+        old.flush()
+        log.rename(tmp_path / "app.log.1")
+        # The application still holds the old file for a moment, as after logrotate.
+        old.write("written to the old file after the rename\n")
+    write_lines(log, ["in the new file"])
+    want = ["before rotation", "written to the old file after the rename", "in the new file"]
+    wait_until(lambda: sorted(messages(a)) == sorted(want), 30, "lines of both files")
+    old_lines = [m for m in messages(a) if m != "in the new file"]
+    assert old_lines == want[:2]

@@ -43,7 +43,7 @@ MESSAGE_KEYS = ("msg", "message")
 # A line without a readable text timestamp still matches, with empty groups.
 _TS_VALUE = (
     rb'"(?:ts|time|timestamp|@timestamp)"[ \t]*:[ \t]*"'
-    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)((?:[.,]\d{1,9})?(?:Z|z|[+-]\d\d:?\d\d)?)\""
+    rb"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)((?:[.,]\d{1,9})?(?:Z|z|[+-]\d\d:?\d\d)?\")"
 )
 # Fast: the time key is the object's first key (slog, logstash, most structured loggers).
 _TS_FIRST = re.compile(rb"(?m)^(?:[ \t]*\{[ \t]*" + _TS_VALUE + rb")?[^\n]*$")
@@ -90,15 +90,15 @@ def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tu
     ]
 
 
-_QUOTE = ord('"')
-
-
 def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any]] | None:
-    """Keys by slicing, when every line starts like the first up to the end of its timestamp.
+    """Keys by slicing, when every line starts like the first up to its time value.
 
     Lines from one logger usually share the prefix before the time value and the
-    width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Checking that
-    and slicing are whole-list C loops, several times cheaper than a regex per line.
+    width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Checking the
+    prefix and slicing are whole-list C loops, several times cheaper than a regex
+    per line. A line whose value is wider or narrower yields a fraction key that
+    does not end in the closing quote; such keys, checked once per distinct key,
+    send their lines to the exact path.
     """
     m = _TS_FIRST.match(lines[0])
     if m is None or m.start(1) < 0:
@@ -106,12 +106,6 @@ def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any]] | None:
     a, b, q = m.start(1), m.end(1), m.end(2)
     prefix = lines[0][:a]
     if not all(map(bytes.startswith, lines, repeat(prefix))):
-        return None
-    # Same width: the closing quote is at the same place on every line.
-    try:
-        if not all(map(_QUOTE.__eq__, map(operator.getitem, lines, repeat(q)))):
-            return None
-    except IndexError:  # a shorter line
         return None
     return (
         list(map(operator.getitem, lines, repeat(slice(a, b)))),
@@ -158,7 +152,7 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
             if s in bad or f in zoned:
                 exact = None
                 if isinstance(s, bytes) and isinstance(f, bytes):
-                    exact = parse_text_timestamp((s + f).decode("ascii", "replace"))
+                    exact = parse_text_timestamp((s + f.rstrip(b'"')).decode("ascii", "replace"))
                 if exact is None:
                     exact = _slow_timestamp(lines[i])
                 seconds[i], fracs[i] = (read_s, read_f) if exact is None else split_ns(exact)

@@ -9,7 +9,7 @@ caches. Sinks build their own encodings (Loki's protobuf bytes) on the same keys
 Keys:
 - seconds key: ``b"2026-11-28T12:00:00"`` for text timestamps (read as UTC), or
   an ``int`` of epoch seconds (epoch numbers, read time, non-UTC text);
-- fraction key: ``b".123Z"`` (fraction and zone as written) or an ``int`` of
+- fraction key: ``b'.123Z"'`` (fraction, zone and closing quote as written) or an ``int`` of
   nanoseconds. A text fraction key whose zone is not UTC, or that does not
   parse, is put in :data:`EXACT_FRACTIONS`; the parser turns such lines into
   int keys by an exact parse (or the read time).
@@ -18,6 +18,7 @@ Keys:
 from __future__ import annotations
 
 import operator
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -55,26 +56,29 @@ class _SecondsNs(dict[Any, int | None]):
         return value
 
 
+_FRACTION_KEY = re.compile(rb'(?:[.,](\d{1,9}))?(Z|z|[+-]\d\d:?\d\d)?"')
+
+
 class _FractionNs(dict[Any, int]):
-    """Fraction key -> nanoseconds."""
+    """Fraction key -> nanoseconds.
+
+    A text key is what follows the whole seconds up to and including the closing
+    quote (``b'.123Z"'``): the quote proves the slice took the whole value.
+    """
 
     def __missing__(self, key: FractionKey) -> int:
         if isinstance(key, int):
             return key
-        zone_at = len(key)
-        for i, c in enumerate(key):
-            if c in b"Zz+-":
-                zone_at = i
-                break
-        digits = key[1:zone_at][:9]
-        zone = key[zone_at:]
-        try:
-            value = int(digits.ljust(9, b"0")) if digits else 0
+        m = _FRACTION_KEY.fullmatch(key)
+        value = 0
+        if m is None:
+            EXACT_FRACTIONS.add(key)
+        else:
+            digits, zone = m.groups()
+            if digits:
+                value = int(digits.ljust(9, b"0"))
             if zone and _zone(zone).utcoffset(None) != timedelta(0):
                 EXACT_FRACTIONS.add(key)
-        except ValueError:
-            value = 0
-            EXACT_FRACTIONS.add(key)
         if len(self) >= _MAX_CACHE:
             self.clear()
         self[key] = value

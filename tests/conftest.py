@@ -15,7 +15,9 @@ import pytest
 LOGSHIP = [sys.executable, "-m", "logship"]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

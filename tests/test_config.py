@@ -72,7 +72,9 @@ def test_missing_variable_names_field_and_file(tmp_path: Path) -> None:
         (("exclude:", "exclud:"), "sources.app.exclud", "unknown field"),
     ],
 )
-def test_errors_name_the_field(tmp_path: Path, change: tuple[str, str], field: str, words: str) -> None:
+def test_errors_name_the_field(
+    tmp_path: Path, change: tuple[str, str], field: str, words: str
+) -> None:
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as e:
         load_config(path, env={"LOKI_TOKEN": "x"})
@@ -84,8 +86,10 @@ def test_errors_name_the_field(tmp_path: Path, change: tuple[str, str], field: s
 def test_unknown_sink_route_is_an_error() -> None:
     with pytest.raises(ConfigError) as e:
         build_config(
-            {"sources": {"a": {"include": ["x"], "sinks": ["nope"]}},
-             "sinks": {"out": {"type": "stdout"}}},
+            {
+                "sources": {"a": {"include": ["x"], "sinks": ["nope"]}},
+                "sinks": {"out": {"type": "stdout"}},
+            },
             "inline",
         )
     assert "unknown sink 'nope'" in str(e.value)
@@ -109,7 +113,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
     return subprocess.run(
         [sys.executable, "-m", "logship", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fakes.loki import FakeLoki
-
 from conftest import AgentProcess, wait_until, write_lines
+from fakes.loki import FakeLoki
 
 
 @pytest.fixture
@@ -66,7 +65,7 @@ def test_json_encoding_with_gzip(tmp_path: Path, loki: FakeLoki) -> None:
     import sys
 
     log = tmp_path / "app.log"
-    lines = json_lines(50) + ["plain line with ünïcode"]
+    lines = [*json_lines(50), "plain line with ünïcode"]
     write_lines(log, lines)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
@@ -80,7 +79,9 @@ sinks:
     )
     r = subprocess.run(
         [sys.executable, "-m", "logship", "run", "--once", "--config", str(cfg)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     assert sorted(loki.lines()) == sorted(lines)
@@ -96,8 +97,9 @@ def test_kill_9_then_restart_delivers_every_line(
     state = tmp_path / "state"
     lines = json_lines(60_000)
     write_lines(log, lines[:30_000])
-    a = agents("tail", "--from-beginning", "--state-dir", str(state), "--to", f"loki:{loki.url}",
-               str(log))
+    a = agents(
+        "tail", "--from-beginning", "--state-dir", str(state), "--to", f"loki:{loki.url}", str(log)
+    )
     loki.wait_for(lambda s: len(s.lines()) >= 10_000, timeout=60)
     write_lines(log, lines[30_000:])
     a.kill9()
@@ -192,8 +194,9 @@ def test_sigterm_drains_and_saves(
     state = tmp_path / "state"
     lines = json_lines(5000)
     write_lines(log, lines)
-    a = agents("tail", "--from-beginning", "--state-dir", str(state), "--to", f"loki:{loki.url}",
-               str(log))
+    a = agents(
+        "tail", "--from-beginning", "--state-dir", str(state), "--to", f"loki:{loki.url}", str(log)
+    )
     loki.wait_for(lambda s: len(s.lines()) == len(lines), timeout=60)
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0

@@ -27,8 +27,10 @@ def ns_of(text: str) -> int:
     [
         (b'{"ts":"2026-11-28T12:00:00.123Z","msg":"x"}', ns_of("2026-11-28T12:00:00.123+00:00")),
         (b'{"level":"info","time":"2026-11-28T12:00:01Z"}', ns_of("2026-11-28T12:00:01+00:00")),
-        (b'{"a":{"b":1},"@timestamp":"2026-11-28T14:00:00.5+02:00"}',
-         ns_of("2026-11-28T12:00:00.500+00:00")),
+        (
+            b'{"a":{"b":1},"@timestamp":"2026-11-28T14:00:00.5+02:00"}',
+            ns_of("2026-11-28T12:00:00.500+00:00"),
+        ),
         (b'{"timestamp":"2026-11-28 12:00:00.000000001"}', ns_of("2026-11-28T12:00:00+00:00") + 1),
         (b'{"ts":1764331200.25}', 1_764_331_200_250_000_000),  # epoch seconds (zap)
         (b'{"time":1764331200250}', 1_764_331_200_250_000_000),  # epoch ms (pino)
@@ -80,8 +82,15 @@ def test_format_rfc3339() -> None:
 
 @pytest.mark.parametrize(
     ("word", "level", "number"),
-    [("INFO", "info", 9), ("Warning", "warn", 13), ("err", "error", 17), ("panic", "fatal", 19),
-     ("emerg", "fatal", 21), ("trace", "trace", 1), ("custom", "custom", 0)],
+    [
+        ("INFO", "info", 9),
+        ("Warning", "warn", 13),
+        ("err", "error", 17),
+        ("panic", "fatal", 19),
+        ("emerg", "fatal", 21),
+        ("trace", "trace", 1),
+        ("custom", "custom", 0),
+    ],
 )
 def test_levels(word: str, level: str, number: int) -> None:
     assert normalize_level(word) == level
@@ -95,8 +104,9 @@ def make_batch(lines: list[bytes], fmt: str = "auto") -> Batch:
 
 
 def test_normalized_record_shape() -> None:
-    b = make_batch([b'{"ts":"2026-11-28T12:00:00.5Z","level":"WARN","msg":"disk low","pct":91}',
-                    b"plain line"])
+    b = make_batch(
+        [b'{"ts":"2026-11-28T12:00:00.5Z","level":"WARN","msg":"disk low","pct":91}', b"plain line"]
+    )
     first, second = b.records()
     assert first["timestamp"] == "2026-11-28T12:00:00.500000000Z"
     assert first["level"] == "warn"
@@ -121,8 +131,10 @@ def test_malformed_json_kept_raw_and_counted() -> None:
     assert t.sources["app"].malformed == 2
 
 
-@given(st.lists(st.binary(max_size=100).map(lambda b: b.replace(b"\n", b"")), max_size=10),
-       st.sampled_from(["auto", "json", "raw"]))
+@given(
+    st.lists(st.binary(max_size=100).map(lambda b: b.replace(b"\n", b"")), max_size=10),
+    st.sampled_from(["auto", "json", "raw"]),
+)
 def test_records_never_raise_and_are_json(lines: list[bytes], fmt: str) -> None:
     recs = make_batch(lines, fmt).records()
     assert len(recs) == len(lines)
@@ -159,6 +171,7 @@ def test_same_layout_batch_with_a_broken_value_in_the_middle() -> None:
 
 def test_same_layout_with_offset_zone() -> None:
     lines = [b'{"time":"2026-11-28T14:00:00.5+02:00"}'] * 3
-    assert timestamp_column(lines, "json", READ_NS).ns() == [
-        ns_of("2026-11-28T12:00:00.500+00:00")
-    ] * 3
+    assert (
+        timestamp_column(lines, "json", READ_NS).ns()
+        == [ns_of("2026-11-28T12:00:00.500+00:00")] * 3
+    )

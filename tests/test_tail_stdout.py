@@ -33,9 +33,13 @@ def test_bundled_sample_prints_records(agents: Callable[..., AgentProcess]) -> N
     assert len(malformed) == 1  # the sample carries one JSON line cut short
 
 
-def test_once_from_beginning_reads_everything(tmp_path: Path, agents: Callable[..., AgentProcess]) -> None:
+def test_once_from_beginning_reads_everything(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
     log = tmp_path / "app.log"
-    write_lines(log, [json.dumps({"ts": "2026-11-28T12:00:00Z", "msg": f"m{i}"}) for i in range(500)])
+    write_lines(
+        log, [json.dumps({"ts": "2026-11-28T12:00:00Z", "msg": f"m{i}"}) for i in range(500)]
+    )
     a = agents("tail", "--once", str(log))
     assert a.wait(60) == 0, a.stderr
     assert messages(a) == [f"m{i}" for i in range(500)]
@@ -80,7 +84,9 @@ def test_partial_line_flushed_after_idle_and_not_twice(
     wait_until(lambda: messages(a) == ["no newline yet", "next"], 30, "the following line")
 
 
-def test_state_dir_resumes_after_sigterm(tmp_path: Path, agents: Callable[..., AgentProcess]) -> None:
+def test_state_dir_resumes_after_sigterm(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
     log = tmp_path / "app.log"
     state = tmp_path / "state"
     write_lines(log, ["a", "b"])

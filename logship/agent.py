@@ -46,7 +46,7 @@ class Agent:
         cfg: AgentConfig,
         *,
         once: bool = False,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.cfg = cfg

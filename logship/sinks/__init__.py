@@ -13,7 +13,7 @@ def build_sink(
     name: str,
     cfg: SinkConfig,
     telemetry: Telemetry,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> SinkWorker:
     if isinstance(cfg, StdoutSinkConfig):
         from logship.sinks.stdout import StdoutSink

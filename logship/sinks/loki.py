@@ -227,7 +227,7 @@ class LokiSink(HttpSink):
         name: str,
         cfg: LokiSinkConfig,
         telemetry: Telemetry,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(name, cfg, telemetry, transport)
         self.loki = cfg

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import SecretStr, ValidationError
 
 from logship.config.model import AgentConfig
@@ -106,6 +105,8 @@ def build_config(data: Any, source: str, env: Mapping[str, str] | None = None) -
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> AgentConfig:
+    import yaml  # only config files need it; `logship tail` starts without it
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

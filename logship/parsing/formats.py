@@ -123,25 +123,26 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     fixed = _fixed_layout(lines)
     if fixed is not None:
         seconds, fracs = fixed
-        whole: tuple[bytes, ...] | list[Any] = seconds
     else:
         whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
         seconds = list(whole)
         fracs = list(fractions)
-    if b"" in whole:
-        missing = [i for i, w in enumerate(whole) if not w]
-        subset = lines if len(missing) == n else [lines[i] for i in missing]
-        for i, (w, f) in zip(missing, _findall_per_line(_TS_ANYWHERE, subset), strict=True):
-            seconds[i], fracs[i] = w, f
+        if b"" in whole:
+            missing = [i for i, w in enumerate(whole) if not w]
+            subset = lines if len(missing) == n else [lines[i] for i in missing]
+            for i, (w, f) in zip(missing, _findall_per_line(_TS_ANYWHERE, subset), strict=True):
+                seconds[i], fracs[i] = w, f
     read_s, read_f = split_ns(read_ns)
-    if b"" in seconds:
+    distinct_seconds = set(seconds)
+    if b"" in distinct_seconds:  # no text timestamp: a real parse, or the read time
         for i, w in enumerate(seconds):
             if w == b"":
                 ns = _slow_timestamp(lines[i])
                 seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
+        distinct_seconds = set(seconds)
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
     # exact path, line by line, which is rare.
-    bad = {k for k in set(seconds) if SECONDS_NS[k] is None}
+    bad = {k for k in distinct_seconds if SECONDS_NS[k] is None}
     distinct = set(fracs)
     for k in distinct.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS

@@ -1,0 +1,236 @@
+"""The Loki encoder and classifier as pure functions, decoded by an independent implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from datetime import UTC, datetime
+
+import cramjam
+import httpx
+import pytest
+from fakes.loki import PushRequest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logship.config import build_config
+from logship.parsing.batch import Batch, SourceInfo
+from logship.pipeline.acks import AckTracker
+from logship.sinks.loki import (
+    LokiSink,
+    classify,
+    count_rejected,
+    encode_push_protobuf,
+    label_string,
+    sanitize_label_name,
+    varint5,
+)
+from logship.sinks.outcome import Verdict
+from logship.telemetry import Telemetry
+
+NS = 1_000_000_000
+T0 = int(datetime(2026, 11, 28, 12, tzinfo=UTC).timestamp())
+
+
+def sink_config(**extra: object) -> object:
+    cfg = build_config(
+        {
+            "sources": {"app": {"include": ["x"]}},
+            "sinks": {"loki": {"type": "loki", "url": "http://loki.invalid:3100", **extra}},
+        },
+        "test",
+    )
+    return cfg.sinks["loki"]
+
+
+def batch(
+    lines: list[bytes], labels: dict[str, str] | None = None, path: str = "/l/a.log"
+) -> Batch:
+    info = SourceInfo("app", path, "auto", labels or {})
+    return Batch(info, lines, 0, sum(len(x) + 1 for x in lines), 1_700_000_000 * NS)
+
+
+def decode(body: bytes) -> object:
+    req = PushRequest()
+    req.ParseFromString(bytes(cramjam.snappy.decompress_raw(body)))
+    return req
+
+
+def make_sink(**extra: object) -> LokiSink:
+    return LokiSink("loki", sink_config(**extra), Telemetry())  # type: ignore[arg-type]
+
+
+def test_protobuf_request_decodes_with_official_runtime() -> None:
+    lines = [
+        b'{"ts":"2026-11-28T12:00:00.000000001Z","msg":"a"}',
+        b'{"ts":"2026-11-28T12:00:01.5Z","msg":"b"}',
+        "plain ünïcode line".encode(),
+    ]
+    s = make_sink(labels={"env": "prod"})
+    req = s.encode([batch(lines, {"app": "api", "k8s.pod": "p-1"})])
+    assert req.headers["Content-Type"] == "application/x-protobuf"
+    push = decode(req.body)
+    (stream,) = push.streams  # type: ignore[attr-defined]
+    assert stream.labels == '{app="api", env="prod", filename="/l/a.log", k8s_pod="p-1"}'
+    got = {e.line: (e.timestamp.seconds, e.timestamp.nanos) for e in stream.entries}
+    assert got[lines[0].decode()] == (T0, 1)
+    assert got[lines[1].decode()] == (T0 + 1, 500_000_000)
+    assert got["plain ünïcode line"] == (1_700_000_000, 0)  # no timestamp: the read time
+    assert stream.entries[0].line == "plain ünïcode line"  # sorted: oldest first
+
+
+def test_entries_of_a_stream_are_sorted_by_time() -> None:
+    lines = [b'{"ts":"2026-11-28T12:00:0%dZ"}' % i for i in (3, 1, 2)]
+    push = decode(make_sink().encode([batch(lines)]).body)
+    secs = [e.timestamp.seconds for e in push.streams[0].entries]  # type: ignore[attr-defined]
+    assert secs == sorted(secs)
+
+
+def test_batches_of_two_files_are_two_streams() -> None:
+    push = decode(make_sink().encode([batch([b"a"], path="/a"), batch([b"b"], path="/b")]).body)
+    labels = sorted(s.labels for s in push.streams)  # type: ignore[attr-defined]
+    assert labels == ['{filename="/a"}', '{filename="/b"}']
+
+
+def test_label_fields_split_streams() -> None:
+    lines = [b'{"level":"info","msg":"x"}', b'{"level":"error","msg":"y"}']
+    push = decode(
+        make_sink(label_fields=["level"], filename_label=False).encode([batch(lines)]).body
+    )
+    by_label = {s.labels: [e.line for e in s.entries] for s in push.streams}  # type: ignore[attr-defined]
+    assert by_label == {
+        '{level="info"}': [lines[0].decode()],
+        '{level="error"}': [lines[1].decode()],
+    }
+
+
+def test_labels_capped_at_15() -> None:
+    labels = {f"l{i:02d}": "v" for i in range(20)}
+    push = decode(make_sink(filename_label=False).encode([batch([b"x"], labels)]).body)
+    assert push.streams[0].labels.count("=") == 15  # type: ignore[attr-defined]
+
+
+def test_json_encoding_and_gzip() -> None:
+    s = make_sink(encoding="json", compression="gzip", tenant_id="team-a")
+    req = s.encode([batch([b'{"ts":"2026-11-28T12:00:00Z"}', b"line \xff bad utf8"])])
+    by_line = {}
+    assert req.headers["Content-Encoding"] == "gzip"
+    assert req.headers["X-Scope-OrgID"] == "team-a"
+    body = json.loads(gzip.decompress(req.body))
+    (stream,) = body["streams"]
+    assert stream["stream"] == {"filename": "/l/a.log"}
+    by_line = {line: ts for ts, line in stream["values"]}
+    assert by_line['{"ts":"2026-11-28T12:00:00Z"}'] == str(T0 * NS)  # a string, not a number
+    assert by_line["line \ufffd bad utf8"] == str(1_700_000_000 * NS)
+
+
+@given(
+    st.lists(st.text(max_size=300).map(str.encode), min_size=1, max_size=30),
+    st.dictionaries(st.text(min_size=1, max_size=10), st.text(max_size=10), max_size=5),
+)
+@settings(max_examples=50, deadline=None)
+def test_any_lines_and_labels_encode_to_a_valid_push(
+    lines: list[bytes], labels: dict[str, str]
+) -> None:
+    lines = [ln.replace(b"\n", b" ") for ln in lines]
+    push = decode(make_sink().encode([batch(lines, labels)]).body)
+    got = sorted(e.line for s in push.streams for e in s.entries)  # type: ignore[attr-defined]
+    assert got == sorted(ln.decode() for ln in lines)
+
+
+def test_padded_varint_is_a_valid_varint() -> None:
+    from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+
+    for v in (0, 1, 127, 128, 999_999_999, 2**35 - 1):
+        assert _DecodeVarint(varint5(v), 0) == (v, 5)
+
+
+def test_label_helpers() -> None:
+    assert sanitize_label_name("service.name") == "service_name"
+    assert sanitize_label_name("1abc") == "_1abc"
+    assert label_string({"b": 'q"uote', "a": "x", "empty": ""}) == '{a="x", b="q\\"uote"}'
+    assert encode_push_protobuf([]) == b""
+
+
+H = httpx.Headers
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "verdict", "retry_after"),
+    [
+        (204, {}, b"", Verdict.DELIVERED, None),
+        (200, {}, b"", Verdict.DELIVERED, None),
+        (429, {"Retry-After": "7"}, b"ingestion rate limit exceeded\n", Verdict.RETRY, 7.0),
+        (500, {}, b"internal", Verdict.RETRY, None),
+        (503, {}, b"", Verdict.RETRY, None),
+        (260, {}, b"", Verdict.RETRY, None),
+        (413, {}, b"request body too large", Verdict.SPLIT, None),
+        (401, {}, b"no org id\n", Verdict.RETRY, None),
+        (
+            400,
+            {},
+            b"entry for stream '{a=\"b\"}' has timestamp too old: x\n",
+            Verdict.REJECTED,
+            None,
+        ),
+        (
+            422,
+            {},
+            b"error at least one valid stream is required for ingestion\n",
+            Verdict.REJECTED,
+            None,
+        ),
+    ],
+)
+def test_classify(
+    status: int, headers: dict[str, str], body: bytes, verdict: Verdict, retry_after: float | None
+) -> None:
+    out = classify(status, H(headers), body, 10)
+    assert out.verdict is verdict
+    assert out.retry_after == retry_after
+    if body and verdict is not Verdict.DELIVERED:
+        assert body.decode().strip() in out.reason
+
+
+def test_count_rejected_reads_loki_texts() -> None:
+    grouped = "3 errors like: entry for stream '{a=\"b\"}' has timestamp too old: x"
+    assert count_rejected(grouped, 10) == 3
+    single = "entry for stream '{a=\"b\"}' has timestamp too new: x"
+    assert count_rejected(single, 10) == 1
+    ingester = (
+        "entry with timestamp 2026 ignored, reason: 'entry too far behind',\n"
+        "user 'fake', total ignored: 4 out of 9 for stream: {a=\"b\"}"
+    )
+    assert count_rejected(ingester, 10) == 4
+    assert count_rejected("couldn't parse labels: 1:9: parse error", 10) == 10
+
+
+def test_413_splits_until_parts_fit_and_acks_once() -> None:
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        push = decode(request.content)
+        n = sum(len(s.entries) for s in push.streams)  # type: ignore[attr-defined]
+        sizes.append(n)
+        return httpx.Response(413 if n > 2 else 204)
+
+    async def scenario() -> tuple[int, int]:
+        tracker = AckTracker(lambda _: None)
+        f = tracker.file("k", "/l/a.log", "0:", 0)
+        s = LokiSink(
+            "loki",
+            sink_config(),
+            Telemetry(),  # type: ignore[arg-type]
+            transport=httpx.MockTransport(handler),
+        )
+        b = batch([b"l%d" % i for i in range(7)])
+        b.ticket = f.ticket(b.end_offset, 1, 1)
+        await s.deliver([b])
+        await s.aclose()
+        return f.committed, s.telemetry.sinks["loki"].sent_records
+
+    committed, sent = asyncio.run(scenario())
+    assert committed == sum(len(b"l%d" % i) + 1 for i in range(7))
+    assert sent == 7
+    assert sizes[0] == 7 and max(sizes[1:]) <= 7 and sum(n for n in sizes if n <= 2) == 7

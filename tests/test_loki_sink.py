@@ -87,6 +87,25 @@ def test_entries_of_a_stream_are_sorted_by_time() -> None:
     assert secs == sorted(secs)
 
 
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ["2026-11-28T12:00:00.300Z", "2026-11-28T12:00:00.100Z", "2026-11-28T12:00:00.200Z"],
+        ["2026-11-28T12:00:01.000Z", "2026-11-28T12:00:00.999Z", "2026-11-28T11:59:59.000Z"],
+        # Same width, other separator: text order would be wrong here, time order is not.
+        ["2026-11-28 13:00:00.000Z", "2026-11-28T12:00:00.000Z", "2026-11-28 11:00:00.000Z"],
+        ["2026-11-28T12:00:00.5Z", "2026-11-28T12:00:00.123Z", "2026-11-28T12:00:00.45Z"],
+        ["2026-11-28T14:00:00.000+02:00", "2026-11-28T11:00:00.000Z"],
+    ],
+)
+def test_stream_order_is_time_order(stamps: list[str]) -> None:
+    lines = [b'{"ts":"%s","i":%d}' % (t.encode(), i) for i, t in enumerate(stamps)]
+    entries = decode(make_sink().encode([batch(lines)]).body).streams[0].entries  # type: ignore[attr-defined]
+    got = [e.timestamp.seconds * NS + e.timestamp.nanos for e in entries]
+    assert got == sorted(got)
+    assert len(got) == len(stamps)
+
+
 def test_batches_of_two_files_are_two_streams() -> None:
     push = decode(make_sink().encode([batch([b"a"], path="/a"), batch([b"b"], path="/b")]).body)
     labels = sorted(s.labels for s in push.streams)  # type: ignore[attr-defined]

@@ -113,7 +113,7 @@ class Batch:
                 self.telemetry,
                 offsets[lo:hi],
             )
-            b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi])
+            b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi], ts.text_format)
             if self._records is not None:
                 b._records = self._records[lo:hi]
             b.ticket = join

@@ -29,6 +29,7 @@ from logship.parsing.timestamps import (
     format_rfc3339,
     parse_text_timestamp,
     split_ns,
+    text_format_of,
 )
 
 if TYPE_CHECKING:
@@ -147,6 +148,7 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     for k in distinct.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
     zoned = EXACT_FRACTIONS.intersection(distinct)
+    text_format = None if bad or zoned else text_format_of(distinct_seconds, distinct)
     if bad or zoned:
         for i in range(n):
             s, f = seconds[i], fracs[i]
@@ -157,7 +159,7 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
                 if exact is None:
                     exact = _slow_timestamp(lines[i])
                 seconds[i], fracs[i] = (read_s, read_f) if exact is None else split_ns(exact)
-    return TimestampColumn(seconds, fracs)
+    return TimestampColumn(seconds, fracs, text_format)
 
 
 def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:

@@ -17,6 +17,7 @@ Keys:
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -56,6 +57,7 @@ class _SecondsNs(dict[Any, int | None]):
         return value
 
 
+_DIGITS = re.compile(rb"\d")
 _FRACTION_KEY = re.compile(rb'(?:[.,](\d{1,9}))?(Z|z|[+-]\d\d:?\d\d)?"')
 
 
@@ -71,6 +73,7 @@ class _FractionNs(dict[Any, int]):
             return key
         m = _FRACTION_KEY.fullmatch(key)
         value = 0
+        FRACTION_SHAPE[key] = _DIGITS.sub(b"0", key)
         if m is None:
             EXACT_FRACTIONS.add(key)
         else:
@@ -81,11 +84,15 @@ class _FractionNs(dict[Any, int]):
                 EXACT_FRACTIONS.add(key)
         if len(self) >= _MAX_CACHE:
             self.clear()
+            FRACTION_SHAPE.clear()
+            FRACTION_SHAPE[key] = _DIGITS.sub(b"0", key)
         self[key] = value
         return value
 
 
 EXACT_FRACTIONS: set[bytes] = set()
+# Text fraction key -> its shape with digits as 0 (b'.000Z"'), filled with FRACTION_NS.
+FRACTION_SHAPE: dict[bytes, bytes] = {}
 SECONDS_NS = _SecondsNs()
 FRACTION_NS = _FractionNs()
 
@@ -93,11 +100,20 @@ FRACTION_NS = _FractionNs()
 class TimestampColumn:
     """The timestamps of one batch, one entry per line, in line order."""
 
-    __slots__ = ("_ns", "fractions", "seconds")
+    __slots__ = ("_ns", "fractions", "seconds", "text_format")
 
-    def __init__(self, seconds: list[SecondsKey], fractions: list[FractionKey]) -> None:
+    def __init__(
+        self,
+        seconds: list[SecondsKey],
+        fractions: list[FractionKey],
+        text_format: bytes | None = None,
+    ) -> None:
         self.seconds = seconds
         self.fractions = fractions
+        # Set when every key is text of one shape (same separator, same fraction width
+        # and zone, all UTC): then (seconds, fraction) pairs compare like the times they
+        # name, and order can be checked without converting.
+        self.text_format = text_format
         self._ns: list[int] | None = None
 
     @classmethod
@@ -108,18 +124,52 @@ class TimestampColumn:
     def ns(self) -> list[int]:
         """Epoch nanoseconds per line (computed once, in C loops)."""
         if self._ns is None:
-            self._ns = list(
-                map(
-                    operator.add,
-                    map(SECONDS_NS.__getitem__, self.seconds),
-                    map(FRACTION_NS.__getitem__, self.fractions),
-                )
-            )
+            self._ns = ns_of_keys(self.seconds, self.fractions)
         return self._ns
 
     def take(self, indices: list[int]) -> TimestampColumn:
         s, f = self.seconds, self.fractions
-        return TimestampColumn([s[i] for i in indices], [f[i] for i in indices])
+        return TimestampColumn([s[i] for i in indices], [f[i] for i in indices], self.text_format)
+
+
+def ns_of_keys(seconds: list[SecondsKey], fractions: list[FractionKey]) -> list[int]:
+    return list(
+        map(
+            operator.add,
+            map(SECONDS_NS.__getitem__, seconds),
+            map(FRACTION_NS.__getitem__, fractions),
+        )
+    )
+
+
+def keys_in_order(
+    seconds: list[SecondsKey], fractions: list[FractionKey], text_format: bytes | None
+) -> bool:
+    """True when the keys are in time order; compares text keys directly when they can be."""
+    if text_format is not None:
+        pairs = zip(seconds, fractions, strict=True)
+        following = zip(
+            itertools.islice(seconds, 1, None), itertools.islice(fractions, 1, None), strict=False
+        )
+        return all(map(operator.le, pairs, following))
+    ns = ns_of_keys(seconds, fractions)
+    return all(map(operator.le, ns, itertools.islice(ns, 1, None)))
+
+
+def text_format_of(seconds: set[Any], fractions: set[Any]) -> bytes | None:
+    """The shared shape of distinct text keys, or None when they are not all alike."""
+    shapes = {k[10:11] for k in seconds if isinstance(k, bytes) and len(k) == 19}
+    if len(shapes) != 1 or len(seconds) != sum(1 for k in seconds if isinstance(k, bytes)):
+        return None
+    try:  # int keys have no shape: then there is no common text format
+        frac_shapes = set(map(FRACTION_SHAPE.__getitem__, fractions))
+    except KeyError:
+        return None
+    if len(frac_shapes) != 1:
+        return None
+    if EXACT_FRACTIONS.intersection(fractions):
+        return None
+    return shapes.pop() + frac_shapes.pop()
 
 
 def split_ns(ns: int) -> tuple[int, int]:

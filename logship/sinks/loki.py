@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import logging
-import operator
 import re
 from typing import Any
 
@@ -25,7 +24,15 @@ import orjson
 
 from logship.config.model import LokiSinkConfig
 from logship.parsing.batch import Batch
-from logship.parsing.timestamps import FRACTION_NS, SECONDS_NS, FractionKey, SecondsKey
+from logship.parsing.timestamps import (
+    FRACTION_NS,
+    SECONDS_NS,
+    FractionKey,
+    SecondsKey,
+    TimestampColumn,
+    keys_in_order,
+    ns_of_keys,
+)
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
 from logship.sinks.retry import parse_retry_after
@@ -119,25 +126,34 @@ def label_string(labels: dict[str, str]) -> str:
 
 
 class Stream:
-    __slots__ = ("fractions", "labels", "lines", "ns", "seconds")
+    __slots__ = ("formats", "fractions", "labels", "lines", "seconds")
 
     def __init__(self, labels: str) -> None:
         self.labels = labels
         self.lines: list[bytes] = []
         self.seconds: list[SecondsKey] = []
         self.fractions: list[FractionKey] = []
-        self.ns: list[int] = []
+        self.formats: set[bytes | None] = set()
+
+    def add(self, lines: list[bytes], ts: TimestampColumn) -> None:
+        self.lines.extend(lines)
+        self.seconds.extend(ts.seconds)
+        self.fractions.extend(ts.fractions)
+        self.formats.add(ts.text_format)
+
+    def ns(self) -> list[int]:
+        return ns_of_keys(self.seconds, self.fractions)
 
     def sort(self) -> None:
         """Entries of a stream in timestamp order (a no-op, checked in C, when they are)."""
-        ns = self.ns
-        if all(map(operator.le, ns, itertools.islice(ns, 1, None))):
+        text_format = next(iter(self.formats)) if len(self.formats) == 1 else None
+        if keys_in_order(self.seconds, self.fractions, text_format):
             return
+        ns = self.ns()
         order = sorted(range(len(ns)), key=ns.__getitem__)
         self.lines = [self.lines[i] for i in order]
         self.seconds = [self.seconds[i] for i in order]
         self.fractions = [self.fractions[i] for i in order]
-        self.ns = [ns[i] for i in order]
 
 
 def encode_push_protobuf(streams: list[Stream]) -> bytes:
@@ -167,7 +183,9 @@ def encode_push_json(streams: list[Stream]) -> bytes:
         values = list(
             map(
                 list,
-                zip(map(str, s.ns), [ln.decode("utf-8", "replace") for ln in s.lines], strict=True),
+                zip(
+                    map(str, s.ns()), [ln.decode("utf-8", "replace") for ln in s.lines], strict=True
+                ),
             )
         )
         body["streams"].append({"stream": labels, "values": values})
@@ -269,7 +287,6 @@ class LokiSink(HttpSink):
                 continue
             base = self._labels_for(b)
             ts = b.timestamps()
-            ns = ts.ns()
             if not self._field_labels:
                 groups: list[tuple[dict[str, str], list[int] | None]] = [(base, None)]
                 by_values: dict[tuple[str, ...], list[int]] = {}
@@ -293,15 +310,9 @@ class LokiSink(HttpSink):
                 if s is None:
                     s = streams[key] = Stream(key)
                 if idx is None:
-                    s.lines.extend(b.lines)
-                    s.seconds.extend(ts.seconds)
-                    s.fractions.extend(ts.fractions)
-                    s.ns.extend(ns)
+                    s.add(b.lines, ts)
                 else:
-                    s.lines.extend([b.lines[i] for i in idx])
-                    s.seconds.extend([ts.seconds[i] for i in idx])
-                    s.fractions.extend([ts.fractions[i] for i in idx])
-                    s.ns.extend([ns[i] for i in idx])
+                    s.add([b.lines[i] for i in idx], ts.take(idx))
         for s in streams.values():
             s.sort()
         return list(streams.values())

@@ -175,3 +175,11 @@ def test_same_layout_with_offset_zone() -> None:
         timestamp_column(lines, "json", READ_NS).ns()
         == [ns_of("2026-11-28T12:00:00.500+00:00")] * 3
     )
+
+
+@given(st.binary(max_size=3000).map(lambda b: b.replace(b"\r", b"\n")), st.integers(2, 300))
+def test_long_line_precheck_never_misses_a_long_line(data: bytes, max_line: int) -> None:
+    from logship.sources.tailer import _may_hold_long_line
+
+    if max(map(len, data.split(b"\n"))) > max_line:
+        assert _may_hold_long_line(data, max_line)

@@ -36,6 +36,16 @@ TRUNCATION_MARKER = b"...[truncated by logship]"
 LINE_OVERHEAD = 64
 
 
+def _may_hold_long_line(data: bytes, max_line: int) -> bool:
+    """Whether a line in ``data`` may exceed ``max_line``, from a few ``find`` calls.
+
+    Such a line covers a whole aligned window of half its length, so a window
+    without a newline is the only case that needs the exact per-line check.
+    """
+    half = max(1, max_line // 2)
+    return any(data.find(b"\n", p, p + half) == -1 for p in range(0, len(data) - half + 1, half))
+
+
 class Tailer:
     def __init__(
         self,
@@ -231,7 +241,7 @@ class Tailer:
         lines = complete.split(b"\n")
         if b"\r" in complete:
             lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
-        if len(complete) > max_line and max(map(len, lines)) > max_line:
+        if len(complete) > max_line and _may_hold_long_line(complete, max_line):
             lines = self._truncate_lines(lines, max_line)
         if len(self.carry) > max_line:
             self._emit(lines, len(complete) + 1, reserved)
@@ -240,6 +250,8 @@ class Tailer:
         self._emit(lines, len(complete) + 1, reserved)
 
     def _truncate_lines(self, lines: list[bytes], max_line: int) -> list[bytes]:
+        if max(map(len, lines)) <= max_line:
+            return lines
         keep = max_line - len(TRUNCATION_MARKER)
         out = []
         cut = 0

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import glob
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from logship.config.model import SourceConfig
+from logship.sources.globs import excluded, expand
 
 log = logging.getLogger("logship.discovery")
 
@@ -36,27 +36,19 @@ class Match:
         return f"{self.source}:{self.dev}:{self.ino}"
 
 
-def _excluded(path: str, patterns: Iterable[str]) -> bool:
-    name = os.path.basename(path)
-    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(name, p) for p in patterns)
-
-
 def scan(sources: dict[str, SourceConfig]) -> dict[str, Match]:
     """Every regular file the globs match now, keyed by identity (first path wins)."""
     found: dict[str, Match] = {}
     for name, src in sources.items():
         for pattern in src.include:
-            expanded = os.path.expanduser(pattern)
-            for path in sorted(glob.glob(expanded, recursive=True)):
-                if _excluded(path, src.exclude):
+            for path in expand(pattern):
+                if excluded(path, src.exclude):
                     continue
                 try:
                     st = os.stat(path)  # follows symlinks: identity of the target
                 except OSError:
                     continue
-                if not os.path.isfile(path):
-                    continue
-                m = Match(name, os.path.abspath(path), st.st_dev, st.st_ino)
+                m = Match(name, path, st.st_dev, st.st_ino)
                 found.setdefault(m.key, m)
     return found
 

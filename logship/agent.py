@@ -149,8 +149,44 @@ class Agent:
         else:
             self.resume_at[key] = (t.emitted_offset, t.skip_newline)
 
+    def _recover_rotated(self, found: dict[str, Match]) -> None:
+        """Files rotated away while the agent was down: read them from their checkpoint.
+
+        A checkpointed identity that no glob matches any more is looked for beside its
+        old path (``app.log`` -> ``app.log.1``); if it is there and still the same file,
+        its unread tail is delivered and it is let go.
+        """
+        for key, cp in list(self.store.entries.items()):
+            if key in found or key in self.tailers:
+                continue
+            source, _, ident = key.partition(":")
+            if source not in self.cfg.sources:
+                continue
+            try:
+                dev, ino = (int(x) for x in ident.split(":"))
+                entries = list(os.scandir(os.path.dirname(cp.path) or "."))
+            except (ValueError, OSError):
+                continue
+            for e in entries:
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == (dev, ino) and e.is_file() and st.st_size > cp.offset:
+                    log.info(
+                        "reading the rest of a file rotated while stopped",
+                        extra={"path": e.path, "was": cp.path, "offset": cp.offset},
+                    )
+                    self._start_tailer(Match(source, e.path, dev, ino), startup=True)
+                    t = self.tailers.get(key)
+                    if t is not None:
+                        t.release()
+                    break
+
     def rescan(self, startup: bool = False) -> None:
         found = scan(self.cfg.sources)
+        if startup:
+            self._recover_rotated(found)
         for key, m in found.items():
             t = self.tailers.get(key)
             if t is None:

@@ -130,3 +130,21 @@ def test_rename_rotation_reads_old_file_to_end_then_new_file(
     wait_until(lambda: sorted(messages(a)) == sorted(want), 30, "lines of both files")
     old_lines = [m for m in messages(a) if m != "in the new file"]
     assert old_lines == want[:2]
+
+
+def test_file_rotated_while_stopped_is_read_to_its_end(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    state = tmp_path / "state"
+    write_lines(log, ["one", "two"])
+    first = agents("tail", "--once", "--state-dir", str(state), str(log))
+    assert first.wait(60) == 0, first.stderr
+    assert messages(first) == ["one", "two"]
+    # While logship is stopped: more lines, then a rotation and a new file.
+    write_lines(log, ["three"])
+    log.rename(tmp_path / "app.log.1")
+    write_lines(log, ["new one"])
+    second = agents("tail", "--once", "--state-dir", str(state), str(log))
+    assert second.wait(60) == 0, second.stderr
+    assert sorted(messages(second)) == ["new one", "three"]

@@ -87,6 +87,14 @@ class Agent:
             return
         partial = False
         cp = self.store.get(key)
+        if (
+            src.ignore_older is not None
+            and cp is None
+            and key not in self.resume_at
+            and time.time() - st.st_mtime > src.ignore_older
+        ):
+            os.close(fd)  # looked at again on every rescan: a write makes it current
+            return
         if key in self.resume_at:
             offset, partial = self.resume_at.pop(key)
             fp = (

@@ -34,6 +34,7 @@ class SourceStats:
     bytes: int = 0
     malformed: int = 0
     truncated_lines: int = 0
+    invalid_utf8_lines: int = 0
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Telemetry:
 
     def malformed(self, source: str, count: int) -> None:
         self.sources[source].malformed += count
+
+    def invalid_utf8(self, source: str, count: int) -> None:
+        self.sources[source].invalid_utf8_lines += count
 
     def line_truncated(self, source: str, count: int = 1) -> None:
         self.sources[source].truncated_lines += count

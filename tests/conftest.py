@@ -31,8 +31,8 @@ class AgentProcess:
     """A real ``logship`` process; stderr is kept for assertions."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.stderr_path = cwd / f"agent-stderr-{time.monotonic_ns()}.log"
-        self.stdout_path = cwd / f"agent-stdout-{time.monotonic_ns()}.log"
+        self.stderr_path = cwd / f"agent-{time.monotonic_ns()}.err"
+        self.stdout_path = cwd / f"agent-{time.monotonic_ns()}.out"
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in wait()
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115
         full_env = {**os.environ, **(env or {})}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +150,52 @@ def test_file_rotated_while_stopped_is_read_to_its_end(
     second = agents("tail", "--once", "--state-dir", str(state), str(log))
     assert second.wait(60) == 0, second.stderr
     assert sorted(messages(second)) == ["new one", "three"]
+
+
+def test_invalid_utf8_replaced_and_kept(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"caf\xc3\xa9 ok\nbad \xff\xfe byte\nlast\n")
+    a = agents("tail", "--once", str(log))
+    assert a.wait(60) == 0, a.stderr
+    assert messages(a) == ["café ok", "bad \ufffd\ufffd byte", "last"]
+
+
+def test_ignore_older_skips_stale_files(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    old, fresh = tmp_path / "old.log", tmp_path / "fresh.log"
+    write_lines(old, ["stale"])
+    write_lines(fresh, ["current"])
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app: {{include: ["{tmp_path}/*.log"], start_at: beginning, ignore_older: 1h}}
+sinks:
+  out: {{type: stdout}}
+"""
+    )
+    a = agents("run", "--once", "--config", str(cfg))
+    assert a.wait(60) == 0, a.stderr
+    assert messages(a) == ["current"]
+
+
+def test_copytruncate_continues_from_zero(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, [])
+    a = agents("tail", str(log), "--log-level", "info")
+    wait_until(lambda: "agent started" in a.stderr, 30, "agent start")
+    write_lines(log, ["before 1", "before 2"])
+    wait_until(lambda: messages(a) == ["before 1", "before 2"], 30, "lines before truncation")
+    (tmp_path / "app.log.1").write_bytes(log.read_bytes())  # logrotate copytruncate
+    with open(log, "r+") as f:
+        f.truncate(0)
+    wait_until(lambda: "file truncated" in a.stderr, 30, "truncation detected")
+    write_lines(log, ["after"])
+    want = ["before 1", "before 2", "after"]
+    wait_until(lambda: messages(a) == want, 30, "the line after the truncation")

@@ -186,6 +186,10 @@ class SourceConfig(StrictModel):
         "end", description="Where to start in files present at startup without a checkpoint."
     )
     sinks: list[str] | None = Field(None, description="Sink names; null sends to every sink.")
+    ignore_older: Duration | None = Field(
+        None,
+        description="Skip files not modified for this long (until they change); null reads all.",
+    )
 
 
 class TailingConfig(StrictModel):

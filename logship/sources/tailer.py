@@ -82,6 +82,7 @@ class Tailer:
         self.closed = False
         self.last_data = time.monotonic()
         self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
+        self.seen_size = offset
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -150,10 +151,16 @@ class Tailer:
         except OSError:
             return False
         if size >= self.read_offset:
+            self.seen_size = size
             return False
+        # Bytes the file had beyond what was read, before it was cut, are gone for good.
+        # Bytes written and cut between two polls cannot be seen at all: the copytruncate
+        # race, inherent to that rotation method.
+        lost = max(0, self.seen_size - self.read_offset)
+        self.telemetry.truncated_bytes += lost
         log.warning(
             "file truncated, restarting at 0",
-            extra={"path": self.path, "size": size, "offset": self.read_offset},
+            extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
         )
         self.telemetry.truncations += 1
         # Offsets restart at 0: let everything read so far be delivered first.
@@ -239,6 +246,8 @@ class Tailer:
                 self._emit([], 0)
                 return
         lines = complete.split(b"\n")
+        if not complete.isascii():
+            lines = self._valid_utf8(complete, lines)
         if b"\r" in complete:
             lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
         if len(complete) > max_line and _may_hold_long_line(complete, max_line):
@@ -249,6 +258,29 @@ class Tailer:
             return
         self._emit(lines, len(complete) + 1, reserved)
 
+    def _valid_utf8(self, complete: bytes, lines: list[bytes]) -> list[bytes]:
+        """Lines with invalid UTF-8 get U+FFFD in place of the bad bytes, and are counted.
+
+        Sinks carry text (Loki and OTLP strings, JSON); one check of the whole chunk
+        keeps the common case, valid text, free of per-line work.
+        """
+        try:
+            complete.decode("utf-8")
+            return lines
+        except UnicodeDecodeError:
+            pass
+        fixed = 0
+        out = []
+        for ln in lines:
+            try:
+                ln.decode("utf-8")
+            except UnicodeDecodeError:
+                ln = ln.decode("utf-8", "replace").encode("utf-8")
+                fixed += 1
+            out.append(ln)
+        self.telemetry.invalid_utf8(self.info.source, fixed)
+        return out
+
     def _truncate_lines(self, lines: list[bytes], max_line: int) -> list[bytes]:
         if max(map(len, lines)) <= max_line:
             return lines
@@ -257,7 +289,7 @@ class Tailer:
         cut = 0
         for ln in lines:
             if len(ln) > max_line:
-                ln = ln[:keep] + TRUNCATION_MARKER
+                ln = ln[:keep].decode("utf-8", "ignore").encode("utf-8") + TRUNCATION_MARKER
                 cut += 1
             out.append(ln)
         self.telemetry.line_truncated(self.info.source, cut)
@@ -271,7 +303,10 @@ class Tailer:
             self.carry = b""
             self._emit([], 0)
             return
-        head = self.carry[: max_line - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+        head = self.carry[: max_line - len(TRUNCATION_MARKER)]
+        if not head.isascii():  # the cut may have split a character
+            head = head.decode("utf-8", "ignore").encode("utf-8")
+        head += TRUNCATION_MARKER
         consumed = len(self.carry)
         self.carry = b""
         self.discarding = True
@@ -288,6 +323,8 @@ class Tailer:
             self._emit([], 0)
             return
         line = self.carry.removesuffix(b"\r")
+        if not line.isascii():
+            line = self._valid_utf8(line, [line])[0]
         consumed = len(self.carry)
         self.carry = b""
         self.skip_newline = True

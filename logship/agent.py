@@ -60,10 +60,12 @@ class Agent:
         self.routes: dict[str, list[SinkWorker]] = {}
         self.tailers: dict[str, Tailer] = {}
         self.tailer_tasks: dict[str, asyncio.Task[None]] = {}
-        self.resume_at: dict[str, tuple[int, bool]] = {}  # retired tailers' last position
+        # Closed tailers' last position: (offset, partial line pending, path).
+        self.resume_at: dict[str, tuple[int, bool, str]] = {}
         self.stop_event = asyncio.Event()
         self.rescan_now = asyncio.Event()
         self.by_path: dict[str, Tailer] = {}
+        self._warned_cap = False
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -73,8 +75,25 @@ class Agent:
             s.submit(batch)
 
     # -- files -------------------------------------------------------------------------
+    def _make_room(self) -> bool:
+        """Under the open-file cap? If not, ask the idlest tailer to close (it reopens later)."""
+        if len(self.tailers) < self.cfg.tailing.max_open_files:
+            return True
+        idle = [t for t in self.tailers.values() if not t.carry and not t.close_requested]
+        if idle:
+            min(idle, key=lambda t: t.last_data).request_close()
+        elif not self._warned_cap:
+            self._warned_cap = True
+            log.warning(
+                "open-file cap reached; new files wait for a free slot",
+                extra={"max_open_files": self.cfg.tailing.max_open_files},
+            )
+        return False
+
     def _start_tailer(self, m: Match, startup: bool) -> None:
         src = self.cfg.sources[m.source]
+        if not self._make_room():
+            return  # the next rescan tries again
         try:
             fd = os.open(m.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -96,7 +115,7 @@ class Agent:
             os.close(fd)  # looked at again on every rescan: a write makes it current
             return
         if key in self.resume_at:
-            offset, partial = self.resume_at.pop(key)
+            offset, partial, _ = self.resume_at.pop(key)
             fp = (
                 self.tracker.files[key].fingerprint
                 if key in self.tracker.files
@@ -151,45 +170,56 @@ class Agent:
             del self.by_path[t.path]
         if t.stopping:
             return
+        if t.dormant:
+            self.resume_at[key] = (t.read_offset, t.skip_newline, t.path)
+            return
         if t._deleted():
             # Gone for good: once delivered, its checkpoint has nothing left to say.
             self.store.forget(key)
         else:
-            self.resume_at[key] = (t.emitted_offset, t.skip_newline)
+            self.resume_at[key] = (t.emitted_offset, t.skip_newline, t.path)
+
+    def _read_rest_beside(
+        self, key: str, old_path: str, offset: int, partial: bool | None = None
+    ) -> bool:
+        """A file no glob matches any more, looked for beside its old path.
+
+        Rotation renames ``app.log`` to ``app.log.1``; if the same file (same identity)
+        is there with bytes past ``offset``, its tail is read and the file let go.
+        Returns False when there is nothing left to read.
+        """
+        source, _, ident = key.partition(":")
+        if source not in self.cfg.sources:
+            return False
+        try:
+            dev, ino = (int(x) for x in ident.split(":"))
+            entries = list(os.scandir(os.path.dirname(old_path) or "."))
+        except (ValueError, OSError):
+            return False
+        for e in entries:
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (dev, ino) and e.is_file() and st.st_size > offset:
+                log.info(
+                    "reading the rest of a file rotated away",
+                    extra={"path": e.path, "was": old_path, "offset": offset},
+                )
+                if partial is not None:  # resume exactly where the closed tailer stopped
+                    self.resume_at[key] = (offset, partial, e.path)
+                self._start_tailer(Match(source, e.path, dev, ino, st.st_size), startup=True)
+                t = self.tailers.get(key)
+                if t is not None:
+                    t.release()
+                    return True
+        return False
 
     def _recover_rotated(self, found: dict[str, Match]) -> None:
-        """Files rotated away while the agent was down: read them from their checkpoint.
-
-        A checkpointed identity that no glob matches any more is looked for beside its
-        old path (``app.log`` -> ``app.log.1``); if it is there and still the same file,
-        its unread tail is delivered and it is let go.
-        """
+        """At start: checkpointed files rotated away while the agent was down."""
         for key, cp in list(self.store.entries.items()):
-            if key in found or key in self.tailers:
-                continue
-            source, _, ident = key.partition(":")
-            if source not in self.cfg.sources:
-                continue
-            try:
-                dev, ino = (int(x) for x in ident.split(":"))
-                entries = list(os.scandir(os.path.dirname(cp.path) or "."))
-            except (ValueError, OSError):
-                continue
-            for e in entries:
-                try:
-                    st = e.stat()
-                except OSError:
-                    continue
-                if (st.st_dev, st.st_ino) == (dev, ino) and e.is_file() and st.st_size > cp.offset:
-                    log.info(
-                        "reading the rest of a file rotated while stopped",
-                        extra={"path": e.path, "was": cp.path, "offset": cp.offset},
-                    )
-                    self._start_tailer(Match(source, e.path, dev, ino), startup=True)
-                    t = self.tailers.get(key)
-                    if t is not None:
-                        t.release()
-                    break
+            if key not in found and key not in self.tailers:
+                self._read_rest_beside(key, cp.path, cp.offset)
 
     def rescan(self, startup: bool = False) -> None:
         found = scan(self.cfg.sources)
@@ -198,6 +228,9 @@ class Agent:
         for key, m in found.items():
             t = self.tailers.get(key)
             if t is None:
+                resume = self.resume_at.get(key)
+                if resume is not None and resume[0] == m.size:
+                    continue  # closed while idle and still unchanged
                 self._start_tailer(m, startup)
             elif t.path != m.path:  # renamed but still matched: keep following it
                 if self.by_path.get(t.path) is t:
@@ -205,6 +238,10 @@ class Agent:
                 t.path = m.path
                 t.acks.path = m.path
                 self.by_path[m.path] = t
+        for key in [k for k in self.resume_at if k not in found and k not in self.tailers]:
+            # Closed while idle, then renamed away or deleted: read what it gained, if any.
+            offset, partial, path = self.resume_at.pop(key)
+            self._read_rest_beside(key, path, offset, partial)
         for key, t in list(self.tailers.items()):
             if key not in found and not t.unmatched:
                 t.release()

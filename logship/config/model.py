@@ -208,6 +208,12 @@ class TailingConfig(StrictModel):
     rescan_interval: Duration = Field(
         2.0, description="Glob rescan period; file events only make it sooner."
     )
+    close_idle_after: Duration = Field(
+        30.0, description="Close a file idle this long; it is reopened at its offset when it grows."
+    )
+    max_open_files: int = Field(
+        1024, ge=1, description="At most this many files open; the idlest are closed first."
+    )
 
 
 class AgentConfig(BaseSettings):

@@ -30,6 +30,7 @@ class Match:
     path: str
     dev: int
     ino: int
+    size: int = 0
 
     @property
     def key(self) -> str:
@@ -48,7 +49,7 @@ def scan(sources: dict[str, SourceConfig]) -> dict[str, Match]:
                     st = os.stat(path)  # follows symlinks: identity of the target
                 except OSError:
                     continue
-                m = Match(name, path, st.st_dev, st.st_ino)
+                m = Match(name, path, st.st_dev, st.st_ino, st.st_size)
                 found.setdefault(m.key, m)
     return found
 

@@ -78,6 +78,8 @@ class Tailer:
         self.once = once
         self.wake_event = asyncio.Event()
         self.unmatched = False  # set by discovery: the file is no longer ours to follow
+        self.close_requested = False  # the open-file cap wants this descriptor back
+        self.dormant = False  # closed because idle; to be reopened when the file grows
         self.stopping = False
         self.closed = False
         self.last_data = time.monotonic()
@@ -91,6 +93,10 @@ class Tailer:
     def release(self) -> None:
         """Discovery no longer finds this file: read to the end, then close."""
         self.unmatched = True
+        self.wake_event.set()
+
+    def request_close(self) -> None:
+        self.close_requested = True
         self.wake_event.set()
 
     def stop(self) -> None:
@@ -128,6 +134,18 @@ class Tailer:
                 and time.monotonic() - self.last_data >= self.tailing.partial_line_timeout
             ):
                 self._flush_partial()
+            elif (
+                not self.carry
+                and not self.discarding
+                and (
+                    self.close_requested
+                    or time.monotonic() - self.last_data >= self.tailing.close_idle_after
+                )
+            ):
+                # Idle: give the descriptor back. Discovery reopens the file at this
+                # offset when it grows, so many quiet files cost no descriptors.
+                self.dormant = True
+                return
             await self._wait()
 
     async def _wait(self) -> None:

@@ -27,11 +27,15 @@ from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
+from logship.sources.globs import excluded
 from logship.sources.identity import fingerprint, fingerprint_matches
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.agent")
+
+# Rotated names with these endings are compressed copies, not text to tail.
+COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
 
 
 @dataclass
@@ -66,6 +70,9 @@ class Agent:
         self.rescan_now = asyncio.Event()
         self.by_path: dict[str, Tailer] = {}
         self._warned_cap = False
+        self.retired: set[str] = set()  # identities followed before (even without checkpoints)
+        # Watched path -> (identity seen there, when the last scan saw it).
+        self.path_ident: dict[str, tuple[str, float]] = {}
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -168,6 +175,9 @@ class Agent:
             return
         if self.by_path.get(t.path) is t:
             del self.by_path[t.path]
+        if len(self.retired) > 10_000:
+            self.retired.clear()
+        self.retired.add(key)
         if t.stopping:
             return
         if t.dormant:
@@ -221,10 +231,75 @@ class Agent:
             if key not in found and key not in self.tailers:
                 self._read_rest_beside(key, cp.path, cp.offset)
 
+    def _catch_unseen_rotations(self, m: Match, since: float) -> None:
+        """Files rotated away from ``m.path`` before any scan saw them under that name.
+
+        When two rotations happen between scans (an agent slower than the writer),
+        the middle file never shows under the watched name. Siblings named like
+        ``app.log.1`` / ``app.log-2026...`` that are unknown, written since the last
+        scan and not a copy of a known file (copytruncate) are read from the start.
+        """
+        src = self.cfg.sources[m.source]
+        folder, base = os.path.split(m.path)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        known = [f.fingerprint for f in self.tracker.files.values()]
+        known += [cp.fingerprint for cp in self.store.entries.values()]
+        for e in entries:
+            if (
+                e.path == m.path
+                or not e.name.startswith((base + ".", base + "-"))
+                or e.name.endswith(COMPRESSED)
+                or excluded(e.path, src.exclude)
+            ):
+                continue
+            try:
+                st = e.stat()
+            except OSError:
+                continue
+            key = f"{m.source}:{st.st_dev}:{st.st_ino}"
+            if (
+                not e.is_file()
+                or st.st_mtime < since - 1.0  # coarse file-system clocks
+                or key in self.tailers
+                or key in self.resume_at
+                or key in self.tracker.files
+                or key in self.store.entries
+                or key in self.retired
+            ):
+                continue
+            try:
+                fd = os.open(e.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                copy = any(fingerprint_matches(fd, fp) for fp in known if fp[:2] != "0:")
+            finally:
+                os.close(fd)
+            if copy:
+                continue
+            log.warning(
+                "found a file rotated away before it was seen; reading it",
+                extra={"path": e.path, "watched": m.path},
+            )
+            self.resume_at[key] = (0, False, e.path)
+            self._start_tailer(Match(m.source, e.path, st.st_dev, st.st_ino, st.st_size), False)
+            t = self.tailers.get(key)
+            if t is not None:
+                t.release()
+
     def rescan(self, startup: bool = False) -> None:
         found = scan(self.cfg.sources)
         if startup:
             self._recover_rotated(found)
+        now = time.time()
+        for key, m in found.items():
+            prev = self.path_ident.get(m.path)
+            if prev is not None and prev[0] != key:
+                self._catch_unseen_rotations(m, since=prev[1])
+            self.path_ident[m.path] = (key, now)
         for key, m in found.items():
             t = self.tailers.get(key)
             if t is None:
@@ -314,7 +389,10 @@ class Agent:
                 now = time.monotonic()
                 if self.rescan_now.is_set() or now - last_scan >= self.cfg.tailing.rescan_interval:
                     self.rescan_now.clear()
-                    self.rescan()
+                    try:
+                        self.rescan()
+                    except Exception:  # a bug here must not stop delivery of what is read
+                        log.exception("rescan failed; retrying at the next interval")
                     last_scan = now
                 if self.tracker.dirty and now - last_save >= self.cfg.checkpoint_interval:
                     self.save_checkpoints()

@@ -113,6 +113,9 @@ class AckTracker:
         if f is None:
             f = FileAcks(self, key, path, fingerprint, committed)
             self.files[key] = f
+            # Saved at the next checkpoint even before anything is delivered, so that a
+            # restart can find the file again if it is rotated away meanwhile.
+            self.dirty = True
         return f
 
     def forget(self, key: str) -> None:

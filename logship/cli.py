@@ -6,6 +6,7 @@ benchmark's CPU-seconds measure the pipeline, not the import of unused modules.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,22 @@ def _run_agent(cfg: Any, once: bool) -> None:
     result = runner(Agent(cfg, once=once).run())
     if result.exit_code != 0:
         click.echo(f"logship: {result.reason}", err=True)
-    sys.exit(result.exit_code)
+    _exit_now(result.exit_code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without tearing the interpreter down: the agent has stopped its threads and
+    saved (and fsynced) its checkpoints, so what is left is freeing caches and modules,
+    ~0.08 G instructions that buy nothing. Output streams are flushed first."""
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            code = code or 1
+    os._exit(code)
 
 
 def _config_error(err: Exception) -> None:

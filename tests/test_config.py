@@ -154,3 +154,23 @@ def test_nested_environment_override(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert cfg.sinks["loki"].url == "http://other:3100"
     assert cfg.sinks["loki"].tenant_id == "team-a"  # the rest of the sink still comes from the file
     assert cfg.memory_limit == 8 * 1024 * 1024
+
+
+def test_pydantic_settings_loads_only_when_the_environment_overrides(tmp_path: Path) -> None:
+    """Its import costs as much CPU as ~40,000 lines, so runs without overrides skip it."""
+    import os
+
+    probe = (
+        "import sys; from logship.config import load_config; "
+        f"c = load_config({str(write(tmp_path, GOOD))!r}); "
+        "print(c.drain_timeout, 'pydantic_settings' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LOGSHIP_")}
+    env["LOKI_TOKEN"] = "x"
+    plain = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert plain.stdout.split() == ["30.0", "False"], plain.stderr
+    env["logship_drain_timeout"] = (
+        "9"  # names are case-insensitive, as pydantic-settings reads them
+    )
+    over = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert over.stdout.split() == ["9.0", "True"], over.stderr

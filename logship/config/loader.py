@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from logship.config.environment import with_environment
 from logship.config.model import AgentConfig
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -99,7 +100,7 @@ def build_config(data: Any, source: str, env: Mapping[str, str] | None = None) -
     except ConfigError as e:
         raise ConfigError(source, e.problems) from None
     try:
-        return AgentConfig(**data)
+        return with_environment(data)
     except ValidationError as e:
         raise ConfigError(source, format_validation_error(e)) from None
 

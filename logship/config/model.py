@@ -22,7 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -216,15 +215,15 @@ class TailingConfig(StrictModel):
     )
 
 
-class AgentConfig(BaseSettings):
-    """Everything ``logship run`` needs. Environment: ``LOGSHIP_<FIELD>``, nested with ``__``."""
+class AgentConfig(BaseModel):
+    """Everything ``logship run`` needs. Environment: ``LOGSHIP_<FIELD>``, nested with ``__``.
 
-    model_config = SettingsConfigDict(
-        env_prefix="LOGSHIP_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
+    A plain model: the environment is applied by :func:`logship.config.environment.with_environment`
+    through pydantic-settings, imported only when a ``LOGSHIP_`` variable is set, because
+    importing it costs about as much CPU as shipping 40,000 lines.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     sources: dict[str, SourceConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(min_length=1)
@@ -240,18 +239,6 @@ class AgentConfig(BaseSettings):
     )
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
     tailing: TailingConfig = Field(default_factory=TailingConfig)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the file (init kwargs), as operators expect.
-        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _routes_exist(self) -> AgentConfig:

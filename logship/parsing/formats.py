@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import operator
 import re
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -91,26 +90,32 @@ def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tu
     ]
 
 
-def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any]] | None:
+def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any], set[Any]] | None:
     """Keys by slicing, when every line starts like the first up to its time value.
 
     Lines from one logger usually share the prefix before the time value and the
-    width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Checking the
-    prefix and slicing are whole-list C loops, several times cheaper than a regex
-    per line. A line whose value is wider or narrower yields a fraction key that
-    does not end in the closing quote; such keys, checked once per distinct key,
-    send their lines to the exact path.
+    width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Slicing is a
+    whole-list C loop, several times cheaper than a regex per line. Each line's
+    prefix and seconds are sliced as one key and the prefix is checked once per
+    distinct key (a handful per batch), not once per line. A line whose value is
+    wider or narrower yields a fraction key that does not end in the closing quote;
+    such keys, checked once per distinct key, send their lines to the exact path.
+    Returns the seconds keys, the fraction keys and the distinct seconds keys.
     """
     m = _TS_FIRST.match(lines[0])
     if m is None or m.start(1) < 0:
         return None
     a, b, q = m.start(1), m.end(1), m.end(2)
     prefix = lines[0][:a]
-    if not all(map(bytes.startswith, lines, repeat(prefix))):
+    wide: list[bytes] = list(map(operator.itemgetter(slice(0, b)), lines))
+    distinct = set(wide)
+    narrow = {k: k[a:] for k in distinct if k.startswith(prefix)}
+    if len(narrow) != len(distinct):
         return None
     return (
-        list(map(operator.getitem, lines, repeat(slice(a, b)))),
-        list(map(operator.getitem, lines, repeat(slice(b, q)))),
+        list(map(narrow.__getitem__, wide)),
+        list(map(operator.itemgetter(slice(b, q)), lines)),
+        set(narrow.values()),
     )
 
 
@@ -122,8 +127,9 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     seconds: list[Any]
     fracs: list[Any]
     fixed = _fixed_layout(lines)
+    distinct_seconds: set[Any] | None = None
     if fixed is not None:
-        seconds, fracs = fixed
+        seconds, fracs, distinct_seconds = fixed
     else:
         whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
         seconds = list(whole)
@@ -134,7 +140,8 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
             for i, (w, f) in zip(missing, _findall_per_line(_TS_ANYWHERE, subset), strict=True):
                 seconds[i], fracs[i] = w, f
     read_s, read_f = split_ns(read_ns)
-    distinct_seconds = set(seconds)
+    if distinct_seconds is None:
+        distinct_seconds = set(seconds)
     if b"" in distinct_seconds:  # no text timestamp: a real parse, or the read time
         for i, w in enumerate(seconds):
             if w == b"":

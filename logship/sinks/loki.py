@@ -161,18 +161,18 @@ def encode_push_protobuf(streams: list[Stream]) -> bytes:
     out: list[bytes] = []
     for s in streams:
         n = len(s.lines)
-        headers = list(map(_HEADER.__getitem__, map(len, s.lines)))
         parts: list[bytes] = [b""] * (4 * n)
-        parts[0::4] = headers
+        parts[0::4] = map(_HEADER.__getitem__, map(len, s.lines))
         parts[1::4] = s.lines
         parts[2::4] = map(_SECONDS.__getitem__, s.seconds)
         parts[3::4] = map(_NANOS.__getitem__, s.fractions)
         labels = s.labels.encode()
         head = b"\x0a" + varint(len(labels)) + labels
-        # Timestamp pieces are 8 + 6 bytes on every entry.
-        stream_len = len(head) + sum(map(len, headers)) + sum(map(len, s.lines)) + 14 * n
-        out.append(b"\x0a" + varint(stream_len) + head)
-        out.extend(parts)
+        # Joining the entries first and copying them once more is cheaper than two passes
+        # summing the lengths of headers and lines to write the stream's length up front.
+        entries = b"".join(parts)
+        out.append(b"\x0a" + varint(len(head) + len(entries)) + head)
+        out.append(entries)
     return b"".join(out)
 
 

@@ -122,8 +122,11 @@ def test_hadolint_rejects_unpinned_images_and_packages(tmp_path: Path) -> None:
 def test_dockerfile_final_stage_is_slim_nonroot_and_runs_the_agent() -> None:
     instructions = dockerfile_instructions(DOCKERFILE.read_text())
     assert sum(1 for word, _ in instructions if word == "FROM") >= 2, "multi-stage build"
-    base = dict(i for i in instructions if i[0] == "ARG")["ARG"]
-    image = base.partition("=")[2]
+    (image,) = (
+        args.partition("=")[2]
+        for word, args in instructions
+        if word == "ARG" and args.startswith("PYTHON_IMAGE=")
+    )
     assert re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+", image), f"pin the tag by version: {image}"
     last = final_stage(instructions)
     by_word: dict[str, list[str]] = {}

@@ -9,6 +9,7 @@ so they start immediately. It works from any directory: paths are relative to th
     python3 dev.py demo [ARGS...]      logship tail ARGS (no ARGS: print the bundled sample log)
     python3 dev.py test [PYTEST ARGS]  ruff check, ruff format --check, mypy, pytest
     python3 dev.py bench [ARGS...]     benchmarks/run.py ARGS (see: dev.py bench --help)
+    python3 dev.py lock [UV ARGS]      regenerate requirements.lock and requirements-build.lock
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -111,10 +113,44 @@ def cmd_bench(args: list[str]) -> int:
     return run([PYTHON, ROOT / "benchmarks" / "run.py", *args])
 
 
+# The container image runs this Python; the locks are resolved for it on every platform.
+LOCK_PYTHON = "3.11"
+
+
+def cmd_lock(args: list[str]) -> int:
+    """Pin, with hashes, what the container image installs: the runtime dependencies from
+    pyproject.toml (``requirements.lock``) and the build backend from its ``[build-system]``
+    (``requirements-build.lock``). Existing pins are kept unless ``--upgrade`` is passed, so a
+    lock changes only when pyproject.toml does; tests/test_deploy_artifacts.py checks they agree.
+    """
+    ensure_venv()
+    common: list[str | Path] = [
+        BIN / "uv",
+        "pip",
+        "compile",
+        "--quiet",
+        "--universal",
+        "--python-version",
+        LOCK_PYTHON,
+        "--generate-hashes",
+        "--custom-compile-command",
+        "python3 dev.py lock",
+        *args,
+    ]
+    code = run([*common, "pyproject.toml", "-o", "requirements.lock"])
+    if code != 0:
+        return code
+    build_requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]
+    build_in = VENV / "build-system-requires.in"
+    build_in.write_text("".join(f"{r}\n" for r in build_requires["requires"]))
+    return run([*common, build_in, "-o", "requirements-build.lock"])
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "demo": (cmd_demo, "run `logship tail ARGS` (no ARGS: print the bundled sample log)"),
     "test": (cmd_test, "ruff check, ruff format --check, mypy, then pytest with PYTEST ARGS"),
     "bench": (cmd_bench, "run benchmarks/run.py ARGS (try: dev.py bench --help)"),
+    "lock": (cmd_lock, "regenerate the hash-pinned locks the container image installs"),
 }
 
 

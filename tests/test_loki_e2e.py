@@ -105,6 +105,8 @@ def test_kill_9_then_restart_delivers_every_line(
     wait_until(lambda: (state / "checkpoints.json").exists(), 30, "a first checkpoint")
     (saved,) = json.loads((state / "checkpoints.json").read_text())["files"].values()
     a.kill9()
+    # Requests sent just before the kill are still being stored: wait for them.
+    wait_until(lambda: loki.open_connections == 0, 30, "the killed agent's connections to close")
     delivered_before = set(loki.lines())
     # Restart from the checkpoints: everything arrives; only lines after the checkpoint
     # (read but maybe unacknowledged at the kill) may be sent twice.

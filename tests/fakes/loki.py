@@ -1047,6 +1047,16 @@ class FakeLoki:
         with self._conn_lock:
             self._connections.discard(conn)
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections being served; 0 once a killed client's last request is stored.
+
+        A request fully sent before its client died is still handled afterwards, so a
+        test that snapshots what arrived before a kill waits for this to reach 0 first.
+        """
+        with self._conn_lock:
+            return len(self._connections)
+
     # ---- fault injection ---------------------------------------------------------------
 
     def fail_next(

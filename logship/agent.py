@@ -73,6 +73,8 @@ class Agent:
         self.retired: set[str] = set()  # identities followed before (even without checkpoints)
         # Watched path -> (identity seen there, when the last scan saw it).
         self.path_ident: dict[str, tuple[str, float]] = {}
+        self.started = False  # sources scanned and tailers started (part of /ready)
+        self.checkpoints_current_at = time.monotonic()  # saved checkpoints matched the acks
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -136,7 +138,7 @@ class Agent:
                     extra={"path": m.path},
                 )
                 offset, partial = 0, False
-                self.telemetry.truncations += 1
+                self.telemetry.truncated(m.path)
             fp = fingerprint(fd)
         else:
             at_end = startup and not self.once and src.start_at == "end"
@@ -307,7 +309,9 @@ class Agent:
                 if resume is not None and resume[0] == m.size:
                     continue  # closed while idle and still unchanged
                 self._start_tailer(m, startup)
-            elif t.path != m.path:  # renamed but still matched: keep following it
+                continue
+            t.saw_size(m.size)
+            if t.path != m.path:  # renamed but still matched: keep following it
                 if self.by_path.get(t.path) is t:
                     del self.by_path[t.path]
                 t.path = m.path
@@ -320,7 +324,11 @@ class Agent:
         for key, t in list(self.tailers.items()):
             if key not in found and not t.unmatched:
                 t.release()
-                self.telemetry.rotations += 1
+                self.telemetry.rotated(t.path)
+        # Per-file series live while their path is followed (or waits to be reopened).
+        self.telemetry.forget_files(
+            [t.path for t in self.tailers.values()] + [r[2] for r in self.resume_at.values()]
+        )
 
     async def _on_events(self, paths: set[str]) -> None:
         for p in paths:
@@ -342,7 +350,51 @@ class Agent:
         try:
             self.store.save()
         except OSError as e:
+            self.tracker.dirty = True  # try again at the next interval
             log.error("cannot save checkpoints", extra={"error": str(e)})
+        else:
+            self.checkpoints_current_at = time.monotonic()
+
+    # -- what /metrics and /ready read, from the HTTP server's thread --------------------
+    # Only reads: dicts are copied with list() (atomic under the GIL) before iterating.
+    def file_lags(self) -> dict[str, int]:
+        """Bytes behind the end, per path, from each tailer's last look at its file's size."""
+        lags: dict[str, int] = {}
+        for t in list(self.tailers.values()):
+            lags[t.path] = lags.get(t.path, 0) + t.lag
+        return lags
+
+    def buffer_bytes(self) -> tuple[int, int]:
+        """(bytes held between tailers and sinks, memory_limit)."""
+        return self.budget.used, self.budget.limit
+
+    def sink_bytes_in_flight(self) -> dict[str, int]:
+        """Per sink: bytes queued for it plus bytes in requests being sent."""
+        return {n: s.queued_bytes + s.sending_bytes for n, s in list(self.sinks.items())}
+
+    def checkpoint_age(self) -> float | None:
+        """Seconds since the saved checkpoints last matched what was delivered (None: none kept).
+
+        Stays near zero while saving works; grows when saving fails (disk full, read-only).
+        """
+        if self.store.directory is None:
+            return None
+        return max(0.0, time.monotonic() - self.checkpoints_current_at)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready = config loaded, sources started, no sink failing longer than the threshold."""
+        if self.stop_event.is_set():
+            return False, "stopping"
+        if not self.started:
+            return False, "starting: sources not scanned yet"
+        limit = self.cfg.http.ready_max_failing
+        now = time.monotonic()
+        for name in self.cfg.sinks:
+            failing = self.telemetry.failing_for(name, now)
+            if failing > limit:
+                error = self.telemetry.sinks[name].last_error
+                return False, f"sink {name} failing for {failing:.0f}s: {error}"
+        return True, "ready"
 
     # -- lifecycle ---------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -361,6 +413,7 @@ class Agent:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
         self.rescan(startup=True)
+        self.started = True
         log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
         if self.once:
             if self.tailer_tasks:
@@ -397,6 +450,8 @@ class Agent:
                 if self.tracker.dirty and now - last_save >= self.cfg.checkpoint_interval:
                     self.save_checkpoints()
                     last_save = now
+                elif not self.tracker.dirty:
+                    self.checkpoints_current_at = now
         finally:
             watch_stop.set()
             watcher.cancel()

@@ -1,0 +1,228 @@
+"""The real ``logship`` process serving /metrics, /healthz and /ready while it ships to a fake Loki.
+
+The scrapes are read by ``promtext`` (a reader written for the tests), and what the metrics
+claim is checked against what the fake Loki stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import AgentProcess, wait_until, write_lines
+from fakes.loki import FakeLoki
+from promtext import free_port, get, get_or_none, scrape, value
+
+
+@pytest.fixture
+def loki() -> Iterator[FakeLoki]:
+    with FakeLoki() as server:
+        yield server
+
+
+def lines(n: int, start: int = 0) -> list[str]:
+    return [json.dumps({"level": "info", "msg": f"line {i}", "i": i}) for i in range(start, n)]
+
+
+def started(base: str, a: AgentProcess) -> None:
+    def up() -> bool:
+        assert a.proc.poll() is None, a.stderr
+        return get_or_none(base + "/healthz") is not None
+
+    wait_until(up, 30, "the agent's HTTP endpoints")
+
+
+def sent(base: str, sink: str = "loki") -> float:
+    return value(scrape(base), "logship_sink_sent_records_total", sink=sink) or 0.0
+
+
+def test_sent_counter_matches_what_loki_received(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    log.touch()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    a = agents("tail", "--http-listen", f"127.0.0.1:{port}", "--to", f"loki:{loki.url}", str(log))
+    started(base, a)
+    assert get(base + "/healthz") == (200, "ok\n")
+    wait_until(lambda: get(base + "/ready")[0] == 200, 30, "ready")
+    total = 0
+    for round_ in range(5):
+        batch = lines(total + 20_000, total)
+        write_lines(log, batch)
+        total += len(batch)
+        # Scraped while shipping: never more sent than Loki stored (it stores, then answers).
+        for _ in range(3):
+            samples = scrape(base)
+            got = value(samples, "logship_sink_sent_records_total", sink="loki") or 0.0
+            assert got <= loki.line_count, f"round {round_}"
+    loki.wait_for_lines(total, timeout=60)
+    wait_until(lambda: sent(base) == total, 30, f"sent counter to reach {total}")
+    samples = scrape(base)
+    assert value(samples, "logship_sink_sent_records_total", sink="loki") == loki.line_count
+    assert value(samples, "logship_source_read_lines_total", source="tail") == total
+    size = log.stat().st_size
+    assert value(samples, "logship_source_read_bytes_total", source="tail") == size
+    assert value(samples, "logship_file_read_bytes_total", path=str(log)) == size
+    assert value(samples, "logship_file_lag_bytes", path=str(log)) == 0
+    assert value(samples, "logship_sink_dropped_records_total", sink="loki") == 0
+    requests = value(samples, "logship_sink_request_duration_seconds_count", sink="loki")
+    assert requests == value(samples, "logship_sink_sent_requests_total", sink="loki")
+    assert requests == len(loki.requests)
+    assert get(base + "/nope")[0] == 404
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.stderr
+
+
+def test_ready_turns_503_while_loki_fails_and_back_to_200(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, lines(10))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app: {{include: ["{log}"], start_at: beginning}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}},
+          retry: {{initial_backoff: 50ms, max_backoff: 200ms}}}}
+http: {{ready_max_failing: 1s}}
+"""
+    )
+    # The flag overrides the file's (absent) http.listen.
+    a = agents("run", "--config", str(cfg), "--http-listen", f"127.0.0.1:{port}")
+    started(base, a)
+    loki.wait_for_lines(10, timeout=30)
+    wait_until(lambda: get(base + "/ready")[0] == 200, 30, "ready while Loki works")
+    loki.down()
+    write_lines(log, lines(20, 10))
+    wait_until(lambda: get(base + "/ready")[0] == 503, 60, "/ready to fail while Loki is down")
+    status, body = get(base + "/ready")
+    assert status == 503 and "sink loki failing" in body
+    assert get(base + "/healthz")[0] == 200  # alive, only not ready
+    samples = scrape(base)
+    assert (value(samples, "logship_sink_retries_total", sink="loki") or 0) >= 1
+    assert (value(samples, "logship_sink_failing_seconds", sink="loki") or 0) > 0
+    loki.up()
+    wait_until(lambda: get(base + "/ready")[0] == 200, 60, "/ready to recover after Loki is up")
+    loki.wait_for_lines(20, timeout=30)
+    assert value(scrape(base), "logship_sink_failing_seconds", sink="loki") == 0
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.stderr
+
+
+def _run_following(
+    tmp_path: Path, log: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> tuple[AgentProcess, str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app: {{include: ["{log}"], start_at: beginning}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}}}}
+tailing: {{rescan_interval: 200ms, poll_interval: 50ms}}
+checkpoint_dir: "{tmp_path / "state"}"
+http: {{listen: "127.0.0.1:{port}"}}
+"""
+    )
+    a = agents("run", "--config", str(cfg))
+    started(base, a)
+    return a, base
+
+
+def test_rename_rotation_shows_in_the_rotations_counter(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, lines(100))
+    a, base = _run_following(tmp_path, log, loki, agents)
+    loki.wait_for_lines(100, timeout=30)
+    path = str(log)
+    assert value(scrape(base), "logship_file_rotations_total", path=path) == 0
+    os.rename(log, tmp_path / "app.log.1")
+    write_lines(log, lines(150, 100))
+    loki.wait_for_lines(150, timeout=30)
+
+    def rotated() -> bool:
+        return value(scrape(base), "logship_file_rotations_total", path=path) == 1
+
+    wait_until(rotated, 30, "the rotation to be counted")
+    samples = scrape(base)
+    assert value(samples, "logship_rotations_total") == 1
+    assert value(samples, "logship_file_truncations_total", path=path) == 0
+    # Both files were read under the watched path, the old one to its end.
+    size = (tmp_path / "app.log.1").stat().st_size + log.stat().st_size
+    assert value(samples, "logship_file_read_bytes_total", path=path) == size
+    age = value(samples, "logship_checkpoint_age_seconds")
+    assert age is not None and age >= 0
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.stderr
+
+
+def test_copytruncate_shows_in_the_truncations_counter(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, lines(100))
+    a, base = _run_following(tmp_path, log, loki, agents)
+    loki.wait_for_lines(100, timeout=30)
+    path = str(log)
+    shutil.copyfile(log, tmp_path / "app.log.1")
+    with open(log, "r+b") as f:
+        f.truncate(0)
+
+    def truncated() -> bool:
+        return value(scrape(base), "logship_file_truncations_total", path=path) == 1
+
+    wait_until(truncated, 30, "the truncation to be counted")
+    write_lines(log, lines(130, 100))
+    loki.wait_for_lines(130, timeout=30)
+    samples = scrape(base)
+    assert value(samples, "logship_truncations_total") == 1
+    assert value(samples, "logship_file_rotations_total", path=path) == 0
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.stderr
+
+
+def test_listen_address_in_use_is_a_clear_error(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    import socket
+
+    log = tmp_path / "app.log"
+    log.touch()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        a = agents("tail", "--http-listen", f"127.0.0.1:{port}", str(log))
+        assert a.wait(30) == 2
+    assert f"http.listen 127.0.0.1:{port}:" in a.stderr
+    assert "Traceback" not in a.stderr
+
+
+def test_bad_http_listen_flag_names_the_flag(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f'sources: {{app: {{include: ["{tmp_path}/*.log"]}}}}\nsinks: {{out: {{type: stdout}}}}\n'
+    )
+    a = agents("run", "--config", str(cfg), "--http-listen", "8686")
+    assert a.wait(30) == 2
+    assert "--http-listen: http.listen: expected HOST:PORT" in a.stderr
+    t = agents("tail", "--http-listen", "localhost", str(tmp_path / "x.log"))
+    assert t.wait(30) == 2
+    assert "http.listen: expected HOST:PORT" in t.stderr

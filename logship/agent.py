@@ -392,7 +392,8 @@ class Agent:
         for name in self.cfg.sinks:
             failing = self.telemetry.failing_for(name, now)
             if failing > limit:
-                error = self.telemetry.sinks[name].last_error
+                stats = self.telemetry.sinks.get(name)  # .get: never insert from this thread
+                error = stats.last_error if stats is not None else ""
                 return False, f"sink {name} failing for {failing:.0f}s: {error}"
         return True, "ready"
 

@@ -226,3 +226,57 @@ def test_bad_http_listen_flag_names_the_flag(
     t = agents("tail", "--http-listen", "localhost", str(tmp_path / "x.log"))
     assert t.wait(30) == 2
     assert "http.listen: expected HOST:PORT" in t.stderr
+
+
+def test_lag_and_buffer_while_the_sink_is_down(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    """Backpressure stops reading; the lag gauge still tracks the file's growth (rescans)."""
+    log = tmp_path / "app.log"
+    log.touch()
+    loki.down()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app: {{include: ["{log}"], start_at: beginning}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", retry: {{initial_backoff: 50ms, max_backoff: 200ms}}}}
+memory_limit: 1MiB
+tailing: {{read_chunk_size: 64KiB, rescan_interval: 200ms}}
+http: {{listen: "127.0.0.1:{port}"}}
+"""
+    )
+    a = agents("run", "--config", str(cfg))
+    started(base, a)
+    write_lines(log, lines(60_000))
+    size = log.stat().st_size
+    path = str(log)
+
+    def behind() -> bool:
+        s = scrape(base)
+        read = value(s, "logship_file_read_bytes_total", path=path) or 0
+        lag = value(s, "logship_file_lag_bytes", path=path)
+        return 0 < read < size and lag == size - read
+
+    wait_until(behind, 60, "reading to pause with the lag showing the unread rest")
+    s = scrape(base)
+    assert (value(s, "logship_buffer_fullness_ratio") or 0) > 0.5
+    assert (value(s, "logship_sink_in_flight_bytes", sink="loki") or 0) > 0
+    assert value(s, "logship_buffer_limit_bytes") == 1024 * 1024
+    loki.up()
+    loki.wait_for_lines(60_000, timeout=120)
+
+    def caught_up() -> bool:
+        s = scrape(base)
+        return (
+            value(s, "logship_file_lag_bytes", path=path) == 0
+            and value(s, "logship_sink_in_flight_bytes", sink="loki") == 0
+            and value(s, "logship_sink_sent_records_total", sink="loki") == 60_000
+        )
+
+    wait_until(caught_up, 60, "lag and bytes in flight back to 0")
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.stderr

@@ -57,21 +57,31 @@ def _run_agent(cfg: Any, once: bool) -> None:
     except ImportError:
         runner = asyncio.run
     agent = Agent(cfg, once=once)
-    endpoints = None
-    if cfg.http.listen is not None:
-        # Only now: the server pulls in the OpenTelemetry SDK and prometheus_client.
+    metrics = endpoints = None
+    if cfg.http.listen is not None or cfg.otlp_metrics is not None:
+        # Only now: metrics pull in the OpenTelemetry SDK and prometheus_client.
         from logship.http_server import Endpoints
+        from logship.metrics import AgentMetrics, MetricsSetupError
 
         try:
-            endpoints = Endpoints(cfg.http, agent)
-        except OSError as e:
-            click.echo(f"logship: http.listen {cfg.http.listen}: {e.strerror or e}", err=True)
+            metrics = AgentMetrics(agent, cfg.otlp_metrics)
+        except MetricsSetupError as e:
+            click.echo(f"logship: {e}", err=True)
             sys.exit(2)
+        if cfg.http.listen is not None:
+            try:
+                endpoints = Endpoints(cfg.http, agent, metrics)
+            except OSError as e:
+                metrics.shutdown()
+                click.echo(f"logship: http.listen {cfg.http.listen}: {e.strerror or e}", err=True)
+                sys.exit(2)
     try:
         result = runner(agent.run())
     finally:
         if endpoints is not None:
             endpoints.close()
+        if metrics is not None:
+            metrics.shutdown()  # a last OTLP push of the final counts
     if result.exit_code != 0:
         click.echo(f"logship: {result.reason}", err=True)
     sys.exit(result.exit_code)

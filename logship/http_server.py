@@ -46,21 +46,17 @@ class _Handler(WSGIRequestHandler):
 
 
 class Endpoints:
-    """The running server; :meth:`close` stops it."""
+    """The running server; :meth:`close` stops it (the metrics are the caller's to shut down)."""
 
-    def __init__(self, cfg: HttpConfig, agent: AgentView) -> None:
+    def __init__(self, cfg: HttpConfig, agent: AgentView, metrics: AgentMetrics) -> None:
         if cfg.listen is None:
             raise ValueError("http.listen is not set")
         host, port = parse_listen(cfg.listen)
         self.agent = agent
-        self.metrics = AgentMetrics(agent)
+        self.metrics = metrics
         self._metrics_app = make_wsgi_app(self.metrics.registry)
         server_class = _Server6 if ":" in host else _Server
-        try:
-            self.server = server_class((host, port), _Handler)  # binds: OSError if taken
-        except BaseException:
-            self.metrics.shutdown()
-            raise
+        self.server = server_class((host, port), _Handler)  # binds: OSError if taken
         self.server.set_app(self.app)
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(
@@ -91,7 +87,6 @@ class Endpoints:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
-        self.metrics.shutdown()
 
 
 def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:

@@ -90,7 +90,8 @@ def setup_logging(level: str = "info", repeat_interval: float = REPEAT_INTERVAL)
     handler.setFormatter(JsonFormatter())
     if repeat_interval > 0:
         handler.addFilter(RepeatFilter(repeat_interval))
-    root = logging.getLogger("logship")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("logship", "opentelemetry"):  # the OTLP exporter's complaints too, as JSON
+        root = logging.getLogger(name)
+        root.handlers[:] = [handler]
+        root.setLevel(level.upper())
+        root.propagate = False

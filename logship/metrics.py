@@ -27,9 +27,15 @@ from typing import Protocol
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 
+from logship.config.model import OtlpMetricsConfig
 from logship.telemetry import Telemetry
+
+
+class MetricsSetupError(Exception):
+    """The metrics cannot be set up as configured; ``str()`` says what to do."""
 
 
 class AgentView(Protocol):
@@ -303,19 +309,44 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
     }
 
 
+def _otlp_reader(cfg: OtlpMetricsConfig) -> MetricReader:
+    """A reader that pushes every ``interval``, and once more at shutdown."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    except ImportError as e:
+        raise MetricsSetupError(
+            f"otlp_metrics needs the OTLP exporter ({e.name} is missing): "
+            "pip install 'logship[otlp-metrics]'"
+        ) from None
+    exporter = OTLPMetricExporter(
+        endpoint=cfg.endpoint, headers=dict(cfg.headers), timeout=cfg.timeout
+    )
+    return PeriodicExportingMetricReader(
+        exporter,
+        export_interval_millis=cfg.interval * 1000,
+        export_timeout_millis=cfg.timeout * 1000,
+    )
+
+
 class AgentMetrics:
     """An OpenTelemetry meter provider over one agent, with its own Prometheus registry.
 
     The registry is private (not prometheus_client's global one), so two agents in one
-    process, as in tests, never mix their series.
+    process, as in tests, never mix their series. With ``otlp`` the same instruments are
+    also pushed to an OpenTelemetry collector.
     """
 
-    def __init__(self, agent: AgentView) -> None:
+    def __init__(self, agent: AgentView, otlp: OtlpMetricsConfig | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        reader = PrometheusMetricReader(
-            disable_target_info=True, scope_info_enabled=False, registry=self.registry
-        )
-        self.provider = MeterProvider(metric_readers=[reader])
+        readers: list[MetricReader] = [
+            PrometheusMetricReader(
+                disable_target_info=True, scope_info_enabled=False, registry=self.registry
+            )
+        ]
+        if otlp is not None:
+            readers.append(_otlp_reader(otlp))
+        self.provider = MeterProvider(metric_readers=readers)
         meter = self.provider.get_meter("logship")
         callbacks = _callbacks(agent)
         for m in CATALOGUE:

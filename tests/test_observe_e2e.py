@@ -280,3 +280,86 @@ http: {{listen: "127.0.0.1:{port}"}}
     wait_until(caught_up, 60, "lag and bytes in flight back to 0")
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0, a.stderr
+
+
+class OtlpMetricsReceiver:
+    """Accepts OTLP/HTTP metric pushes; decodes them with the official protobuf classes."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+        self.latest: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        self.kinds: dict[str, str] = {}
+        self.pushes = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                req = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+                receiver.take(req)
+                out = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/metrics"
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, req: object) -> None:
+        for rm in req.resource_metrics:  # type: ignore[attr-defined]
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    self.kinds[m.name] = kind
+                    if kind not in ("sum", "gauge"):
+                        continue
+                    for p in getattr(m, kind).data_points:
+                        attrs = frozenset((a.key, a.value.string_value) for a in p.attributes)
+                        v = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
+                        self.latest[(m.name, attrs)] = v
+        self.pushes += 1
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_metrics_pushed_over_otlp(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, lines(500))
+    receiver = OtlpMetricsReceiver()
+    try:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(
+            f"""
+sources:
+  app: {{include: ["{log}"], start_at: beginning}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}}}}
+otlp_metrics: {{endpoint: "{receiver.url}", interval: 200ms}}
+"""
+        )
+        a = agents("run", "--config", str(cfg))
+        loki.wait_for_lines(500, timeout=30)
+        key = ("logship_sink_sent_records", frozenset({("sink", "loki")}))
+        wait_until(lambda: receiver.latest.get(key) == 500, 30, "a push with 500 records sent")
+        assert receiver.kinds["logship_sink_sent_records"] == "sum"
+        assert receiver.kinds["logship_sink_request_duration_seconds"] == "histogram"
+        assert receiver.latest[("logship_source_read_lines", frozenset({("source", "app")}))] == 500
+        a.signal(signal.SIGTERM)
+        assert a.wait(60) == 0, a.stderr
+    finally:
+        receiver.close()

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -211,9 +212,11 @@ def served() -> tuple[FakeAgent, str]:  # type: ignore[misc]
         },
         "test",
     )
-    ep = Endpoints(cfg.http, agent)
+    metrics = AgentMetrics(agent)
+    ep = Endpoints(cfg.http, agent, metrics)
     yield agent, f"http://127.0.0.1:{ep.port}"
     ep.close()
+    metrics.shutdown()
 
 
 def test_endpoints(served: tuple[FakeAgent, str]) -> None:
@@ -349,3 +352,15 @@ def test_info_and_distinct_messages_are_not_limited() -> None:
     lg.error("cannot open file", extra={"path": "/b.log"})
     lg.error("cannot save checkpoints")
     assert len(_records(out)) == 6
+
+
+def test_otlp_push_without_the_exporter_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from logship.config.model import OtlpMetricsConfig
+    from logship.metrics import MetricsSetupError
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.metric_exporter", None)
+    otlp = OtlpMetricsConfig(endpoint="http://127.0.0.1:4318/v1/metrics")
+    with pytest.raises(MetricsSetupError, match=r"pip install 'logship\[otlp-metrics\]'"):
+        AgentMetrics(FakeAgent(), otlp)

@@ -248,6 +248,17 @@ class HttpConfig(StrictModel):
     )
 
 
+class OtlpMetricsConfig(StrictModel):
+    """Push the same metrics to an OpenTelemetry collector (needs ``logship[otlp-metrics]``)."""
+
+    endpoint: HttpUrlStr = Field(
+        description="OTLP/HTTP metrics URL, e.g. http://otel-collector:4318/v1/metrics."
+    )
+    interval: Duration = Field(60.0, gt=0, description="How often the metrics are pushed.")
+    timeout: Duration = Field(5.0, description="Per-push timeout.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+
+
 class AgentConfig(BaseSettings):
     """Everything ``logship run`` needs. Environment: ``LOGSHIP_<FIELD>``, nested with ``__``."""
 
@@ -273,6 +284,9 @@ class AgentConfig(BaseSettings):
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
     tailing: TailingConfig = Field(default_factory=TailingConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    otlp_metrics: OtlpMetricsConfig | None = Field(
+        None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
+    )
 
     @classmethod
     def settings_customise_sources(

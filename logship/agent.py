@@ -34,6 +34,8 @@ from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.agent")
 
+HEARTBEAT_INTERVAL = 1.0  # seconds between the event loop's beats, read by /healthz
+
 # Rotated names with these endings are compressed copies, not text to tail.
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
 
@@ -75,6 +77,7 @@ class Agent:
         self.path_ident: dict[str, tuple[str, float]] = {}
         self.started = False  # sources scanned and tailers started (part of /ready)
         self.checkpoints_current_at = time.monotonic()  # saved checkpoints matched the acks
+        self.heartbeat: float | None = None  # last time the event loop ran a beat (/healthz)
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -381,6 +384,20 @@ class Agent:
             return None
         return max(0.0, time.monotonic() - self.checkpoints_current_at)
 
+    def liveness(self) -> tuple[bool, str]:
+        """Alive = the event loop keeps running; a thread answering HTTP alone proves nothing."""
+        if self.heartbeat is None:
+            return True, "ok"  # starting
+        stalled = time.monotonic() - self.heartbeat
+        if stalled > self.cfg.http.healthz_max_stall:
+            return False, f"event loop stalled for {stalled:.0f}s"
+        return True, "ok"
+
+    async def _beat(self) -> None:
+        while True:
+            self.heartbeat = time.monotonic()
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
     def readiness(self) -> tuple[bool, str]:
         """Ready = config loaded, sources started, no sink failing longer than the threshold."""
         if self.stop_event.is_set():
@@ -413,6 +430,7 @@ class Agent:
         for source in self.cfg.sources:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
+        beat = asyncio.create_task(self._beat(), name="heartbeat")
         self.rescan(startup=True)
         self.started = True
         log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
@@ -427,7 +445,10 @@ class Agent:
                 stopper.cancel()
         else:
             await self._follow()
-        return await self._shutdown(sink_tasks)
+        try:
+            return await self._shutdown(sink_tasks)
+        finally:
+            beat.cancel()
 
     async def _follow(self) -> None:
         watch_stop = asyncio.Event()

@@ -76,7 +76,9 @@ class Endpoints:
             with self.metrics.lock:
                 return list(self._metrics_app(environ, start_response))
         if path == "/healthz":
-            return _text(start_response, "200 OK", "ok\n")
+            alive, reason = self.agent.liveness()
+            status = "200 OK" if alive else "503 Service Unavailable"
+            return _text(start_response, status, reason + "\n")
         if path == "/ready":
             ready, reason = self.agent.readiness()
             status = "200 OK" if ready else "503 Service Unavailable"

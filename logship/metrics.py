@@ -53,6 +53,8 @@ class AgentView(Protocol):
 
     def readiness(self) -> tuple[bool, str]: ...
 
+    def liveness(self) -> tuple[bool, str]: ...
+
 
 @dataclass(frozen=True)
 class MetricDoc:

@@ -34,6 +34,7 @@ class FakeAgent:
         self.in_flight: dict[str, int] = {}
         self.age: float | None = None
         self.ready = (True, "ready")
+        self.alive = (True, "ok")
 
     def file_lags(self) -> dict[str, int]:
         return dict(self.lags)
@@ -49,6 +50,9 @@ class FakeAgent:
 
     def readiness(self) -> tuple[bool, str]:
         return self.ready
+
+    def liveness(self) -> tuple[bool, str]:
+        return self.alive
 
 
 def scrape(metrics: AgentMetrics) -> dict:  # type: ignore[type-arg]
@@ -230,6 +234,8 @@ def test_endpoints(served: tuple[FakeAgent, str]) -> None:
     agent.ready = (False, "sink loki failing for 130s: ConnectError")
     assert get(base + "/ready") == (503, "sink loki failing for 130s: ConnectError\n")
     assert get(base + "/healthz")[0] == 200
+    agent.alive = (False, "event loop stalled for 31s")
+    assert get(base + "/healthz") == (503, "event loop stalled for 31s\n")
     assert get(base + "/other")[0] == 404
     req = urllib.request.Request(base + "/metrics", data=b"x", method="POST")
     try:
@@ -280,6 +286,44 @@ def test_readiness_follows_how_long_a_sink_has_failed() -> None:
     assert agent.readiness() == (True, "ready")
     agent.request_stop()
     assert agent.readiness() == (False, "stopping")
+
+
+def test_liveness_follows_the_event_loop_heartbeat() -> None:
+    agent = _agent("60s")
+    assert agent.liveness() == (True, "ok")  # not running yet: starting
+    agent.heartbeat = time.monotonic()
+    assert agent.liveness() == (True, "ok")
+    agent.heartbeat = time.monotonic() - 31  # healthz_max_stall defaults to 30s
+    alive, reason = agent.liveness()
+    assert not alive and reason.startswith("event loop stalled for 3")
+
+
+def test_the_heartbeat_beats_while_the_agent_runs(tmp_path: Path) -> None:
+    import asyncio
+
+    cfg = build_config(
+        {
+            "sources": {"a": {"include": [str(tmp_path / "*.log")]}},
+            "sinks": {"o": {"type": "stdout"}},
+        },
+        "test",
+    )
+    agent = Agent(cfg, telemetry=Telemetry())
+
+    async def scenario() -> list[float]:
+        task = asyncio.create_task(agent.run())
+        beats: list[float] = []
+        deadline = time.monotonic() + 30
+        while len(beats) < 2 and time.monotonic() < deadline:
+            if agent.heartbeat is not None and agent.heartbeat not in beats:
+                beats.append(agent.heartbeat)
+            await asyncio.sleep(0.05)
+        agent.request_stop()
+        await task
+        return beats
+
+    beats = asyncio.run(scenario())
+    assert len(beats) == 2 and beats[1] > beats[0]
 
 
 # -- config ----------------------------------------------------------------------------

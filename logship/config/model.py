@@ -246,6 +246,12 @@ class HttpConfig(StrictModel):
         120.0,
         description="/ready answers 503 once a sink has been failing (no success) this long.",
     )
+    healthz_max_stall: Duration = Field(
+        30.0,
+        gt=1.0,
+        description="/healthz answers 503 when the agent's event loop has not run for this long "
+        "(stuck): a liveness probe then restarts it.",
+    )
 
 
 class OtlpMetricsConfig(StrictModel):

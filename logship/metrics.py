@@ -322,7 +322,9 @@ def _otlp_reader(cfg: OtlpMetricsConfig) -> MetricReader:
             "pip install 'logship[otlp-metrics]'"
         ) from None
     exporter = OTLPMetricExporter(
-        endpoint=cfg.endpoint, headers=dict(cfg.headers), timeout=cfg.timeout
+        endpoint=cfg.endpoint,
+        headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
+        timeout=cfg.timeout,
     )
     return PeriodicExportingMetricReader(
         exporter,

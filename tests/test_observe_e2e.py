@@ -293,11 +293,13 @@ class OtlpMetricsReceiver:
         self.latest: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         self.kinds: dict[str, str] = {}
         self.pushes = 0
+        self.authorization: str | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.authorization = self.headers.get("Authorization")
                 req = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
                 receiver.take(req)
                 out = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
@@ -349,14 +351,18 @@ sources:
   app: {{include: ["{log}"], start_at: beginning}}
 sinks:
   loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}}}}
-otlp_metrics: {{endpoint: "{receiver.url}", interval: 200ms}}
+otlp_metrics:
+  endpoint: "{receiver.url}"
+  interval: 200ms
+  headers: {{Authorization: "Bearer ${{OTEL_TOKEN}}"}}
 """
         )
-        a = agents("run", "--config", str(cfg))
+        a = agents("run", "--config", str(cfg), env={"OTEL_TOKEN": "t0ken"})
         loki.wait_for_lines(500, timeout=30)
         key = ("logship_sink_sent_records", frozenset({("sink", "loki")}))
         wait_until(lambda: receiver.latest.get(key) == 500, 30, "a push with 500 records sent")
         assert receiver.kinds["logship_sink_sent_records"] == "sum"
+        assert receiver.authorization == "Bearer t0ken"
         assert receiver.kinds["logship_sink_request_duration_seconds"] == "histogram"
         assert receiver.latest[("logship_source_read_lines", frozenset({("source", "app")}))] == 500
         a.signal(signal.SIGTERM)

@@ -343,6 +343,17 @@ def test_http_config_defaults_and_errors() -> None:
         build_config({**base, "http": {"listne": ":1"}}, "t")
 
 
+def test_otlp_metrics_headers_are_masked() -> None:
+    from logship.config import effective_config
+
+    base = {"sources": {"a": {"include": ["x"]}}, "sinks": {"o": {"type": "stdout"}}}
+    otlp = {"endpoint": "http://c:4318/v1/metrics", "headers": {"Authorization": "Bearer s3"}}
+    cfg = build_config({**base, "otlp_metrics": otlp}, "t")
+    shown = effective_config(cfg)["otlp_metrics"]
+    assert shown["headers"] == {"Authorization": "******"}
+    assert shown["interval"] == 60.0
+
+
 # -- the agent's own logs ----------------------------------------------------------------
 
 

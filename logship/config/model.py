@@ -262,7 +262,10 @@ class OtlpMetricsConfig(StrictModel):
     )
     interval: Duration = Field(60.0, gt=0, description="How often the metrics are pushed.")
     timeout: Duration = Field(5.0, description="Per-push timeout.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra request headers, e.g. Authorization (masked by check-config).",
+    )
 
 
 class AgentConfig(BaseSettings):

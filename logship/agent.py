@@ -367,6 +367,10 @@ class Agent:
             lags[t.path] = lags.get(t.path, 0) + t.lag
         return lags
 
+    def open_files(self) -> int:
+        """Files with a tailer (open descriptor) right now; idle closed ones are not counted."""
+        return len(self.tailers)
+
     def buffer_bytes(self) -> tuple[int, int]:
         """(bytes held between tailers and sinks, memory_limit)."""
         return self.budget.used, self.budget.limit

@@ -45,6 +45,8 @@ class AgentView(Protocol):
 
     def file_lags(self) -> dict[str, int]: ...
 
+    def open_files(self) -> int: ...
+
     def buffer_bytes(self) -> tuple[int, int]: ...
 
     def sink_bytes_in_flight(self) -> dict[str, int]: ...
@@ -131,7 +133,13 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         _P,
         "Bytes the file was seen to have beyond the read offset when it was truncated: lost.",
     ),
-    MetricDoc("logship_files_open", "gauge", "{file}", (), "Files being followed right now."),
+    MetricDoc(
+        "logship_files_open",
+        "gauge",
+        "{file}",
+        (),
+        "Files open and followed right now (idle files closed by close_idle_after excluded).",
+    ),
     MetricDoc("logship_rotations", "counter", "{rotation}", (), "Rotations over all files, ever."),
     MetricDoc(
         "logship_truncations", "counter", "{truncation}", (), "Truncations over all files, ever."
@@ -261,7 +269,7 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
         return [Observation(lag, {"path": p}) for p, lag in agent.file_lags().items()]
 
     def files_open(_: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(len(agent.file_lags()))]
+        return [Observation(agent.open_files())]
 
     def in_flight(_: CallbackOptions) -> Iterable[Observation]:
         return [Observation(b, {"sink": n}) for n, b in agent.sink_bytes_in_flight().items()]

@@ -110,8 +110,17 @@ http: {{ready_max_failing: 1s}}
     assert status == 503 and "sink loki failing" in body
     assert get(base + "/healthz")[0] == 200  # alive, only not ready
     samples = scrape(base)
-    assert (value(samples, "logship_sink_retries_total", sink="loki") or 0) >= 1
     assert (value(samples, "logship_sink_failing_seconds", sink="loki") or 0) > 0
+
+    def retries() -> float:
+        return value(scrape(base), "logship_sink_retries_total", sink="loki") or 0
+
+    wait_until(lambda: retries() >= 4, 60, "several retries")
+    # The agent's log: JSON lines, and the repeated retry warning held back (10 s window).
+    logged = [json.loads(line) for line in a.stderr.splitlines()]
+    retry_logs = [r for r in logged if r["msg"] == "request failed, retrying"]
+    assert 1 <= len(retry_logs) < retries()
+    assert all(r["level"] == "warning" and r["sink"] == "loki" for r in retry_logs)
     loki.up()
     wait_until(lambda: get(base + "/ready")[0] == 200, 60, "/ready to recover after Loki is up")
     loki.wait_for_lines(20, timeout=30)

@@ -39,6 +39,9 @@ class FakeAgent:
     def file_lags(self) -> dict[str, int]:
         return dict(self.lags)
 
+    def open_files(self) -> int:
+        return len(self.lags)
+
     def buffer_bytes(self) -> tuple[int, int]:
         return self.buffer
 

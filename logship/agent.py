@@ -34,6 +34,8 @@ from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.agent")
 
+HEARTBEAT_INTERVAL = 1.0  # seconds between the event loop's beats, read by /healthz
+
 # Rotated names with these endings are compressed copies, not text to tail.
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
 
@@ -73,6 +75,9 @@ class Agent:
         self.retired: set[str] = set()  # identities followed before (even without checkpoints)
         # Watched path -> (identity seen there, when the last scan saw it).
         self.path_ident: dict[str, tuple[str, float]] = {}
+        self.started = False  # sources scanned and tailers started (part of /ready)
+        self.checkpoints_current_at = time.monotonic()  # saved checkpoints matched the acks
+        self.heartbeat: float | None = None  # last time the event loop ran a beat (/healthz)
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -136,7 +141,7 @@ class Agent:
                     extra={"path": m.path},
                 )
                 offset, partial = 0, False
-                self.telemetry.truncations += 1
+                self.telemetry.truncated(m.path)
             fp = fingerprint(fd)
         else:
             at_end = startup and not self.once and src.start_at == "end"
@@ -307,7 +312,9 @@ class Agent:
                 if resume is not None and resume[0] == m.size:
                     continue  # closed while idle and still unchanged
                 self._start_tailer(m, startup)
-            elif t.path != m.path:  # renamed but still matched: keep following it
+                continue
+            t.saw_size(m.size)
+            if t.path != m.path:  # renamed but still matched: keep following it
                 if self.by_path.get(t.path) is t:
                     del self.by_path[t.path]
                 t.path = m.path
@@ -320,7 +327,11 @@ class Agent:
         for key, t in list(self.tailers.items()):
             if key not in found and not t.unmatched:
                 t.release()
-                self.telemetry.rotations += 1
+                self.telemetry.rotated(t.path)
+        # Per-file series live while their path is followed (or waits to be reopened).
+        self.telemetry.forget_files(
+            [t.path for t in self.tailers.values()] + [r[2] for r in self.resume_at.values()]
+        )
 
     async def _on_events(self, paths: set[str]) -> None:
         for p in paths:
@@ -342,7 +353,70 @@ class Agent:
         try:
             self.store.save()
         except OSError as e:
+            self.tracker.dirty = True  # try again at the next interval
             log.error("cannot save checkpoints", extra={"error": str(e)})
+        else:
+            self.checkpoints_current_at = time.monotonic()
+
+    # -- what /metrics and /ready read, from the HTTP server's thread --------------------
+    # Only reads: dicts are copied with list() (atomic under the GIL) before iterating.
+    def file_lags(self) -> dict[str, int]:
+        """Bytes behind the end, per path, from each tailer's last look at its file's size."""
+        lags: dict[str, int] = {}
+        for t in list(self.tailers.values()):
+            lags[t.path] = lags.get(t.path, 0) + t.lag
+        return lags
+
+    def open_files(self) -> int:
+        """Files with a tailer (open descriptor) right now; idle closed ones are not counted."""
+        return len(self.tailers)
+
+    def buffer_bytes(self) -> tuple[int, int]:
+        """(bytes held between tailers and sinks, memory_limit)."""
+        return self.budget.used, self.budget.limit
+
+    def sink_bytes_in_flight(self) -> dict[str, int]:
+        """Per sink: bytes queued for it plus bytes in requests being sent."""
+        return {n: s.queued_bytes + s.sending_bytes for n, s in list(self.sinks.items())}
+
+    def checkpoint_age(self) -> float | None:
+        """Seconds since the saved checkpoints last matched what was delivered (None: none kept).
+
+        Stays near zero while saving works; grows when saving fails (disk full, read-only).
+        """
+        if self.store.directory is None:
+            return None
+        return max(0.0, time.monotonic() - self.checkpoints_current_at)
+
+    def liveness(self) -> tuple[bool, str]:
+        """Alive = the event loop keeps running; a thread answering HTTP alone proves nothing."""
+        if self.heartbeat is None:
+            return True, "ok"  # starting
+        stalled = time.monotonic() - self.heartbeat
+        if stalled > self.cfg.http.healthz_max_stall:
+            return False, f"event loop stalled for {stalled:.0f}s"
+        return True, "ok"
+
+    async def _beat(self) -> None:
+        while True:
+            self.heartbeat = time.monotonic()
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready = config loaded, sources started, no sink failing longer than the threshold."""
+        if self.stop_event.is_set():
+            return False, "stopping"
+        if not self.started:
+            return False, "starting: sources not scanned yet"
+        limit = self.cfg.http.ready_max_failing
+        now = time.monotonic()
+        for name in self.cfg.sinks:
+            failing = self.telemetry.failing_for(name, now)
+            if failing > limit:
+                stats = self.telemetry.sinks.get(name)  # .get: never insert from this thread
+                error = stats.last_error if stats is not None else ""
+                return False, f"sink {name} failing for {failing:.0f}s: {error}"
+        return True, "ready"
 
     # -- lifecycle ---------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -360,7 +434,9 @@ class Agent:
         for source in self.cfg.sources:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
+        beat = asyncio.create_task(self._beat(), name="heartbeat")
         self.rescan(startup=True)
+        self.started = True
         log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
         if self.once:
             if self.tailer_tasks:
@@ -373,7 +449,10 @@ class Agent:
                 stopper.cancel()
         else:
             await self._follow()
-        return await self._shutdown(sink_tasks)
+        try:
+            return await self._shutdown(sink_tasks)
+        finally:
+            beat.cancel()
 
     async def _follow(self) -> None:
         watch_stop = asyncio.Event()
@@ -397,6 +476,8 @@ class Agent:
                 if self.tracker.dirty and now - last_save >= self.cfg.checkpoint_interval:
                     self.save_checkpoints()
                     last_save = now
+                elif not self.tracker.dirty:
+                    self.checkpoints_current_at = now
         finally:
             watch_stop.set()
             watcher.cancel()

@@ -57,7 +57,32 @@ def _run_agent(cfg: Any, once: bool) -> None:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    result = runner(Agent(cfg, once=once).run())
+    agent = Agent(cfg, once=once)
+    metrics = endpoints = None
+    if cfg.http.listen is not None or cfg.otlp_metrics is not None:
+        # Only now: metrics pull in the OpenTelemetry SDK and prometheus_client.
+        from logship.http_server import Endpoints
+        from logship.metrics import AgentMetrics, MetricsSetupError
+
+        try:
+            metrics = AgentMetrics(agent, cfg.otlp_metrics)
+        except MetricsSetupError as e:
+            click.echo(f"logship: {e}", err=True)
+            sys.exit(2)
+        if cfg.http.listen is not None:
+            try:
+                endpoints = Endpoints(cfg.http, agent, metrics)
+            except OSError as e:
+                metrics.shutdown()
+                click.echo(f"logship: http.listen {cfg.http.listen}: {e.strerror or e}", err=True)
+                sys.exit(2)
+    try:
+        result = runner(agent.run())
+    finally:
+        if endpoints is not None:
+            endpoints.close()
+        if metrics is not None:
+            metrics.shutdown()  # a last OTLP push of the final counts
     if result.exit_code != 0:
         click.echo(f"logship: {result.reason}", err=True)
     _exit_now(result.exit_code)
@@ -81,6 +106,26 @@ def _exit_now(code: int) -> None:
 def _config_error(err: Exception) -> None:
     click.echo(str(err), err=True)
     sys.exit(2)
+
+
+def _with_http_listen(cfg: Any, listen: str | None) -> Any:
+    """``--http-listen`` overrides the file's ``http.listen``, validated like it."""
+    if listen is None:
+        return cfg
+    from pydantic import ValidationError
+
+    from logship.config import ConfigError
+    from logship.config.loader import format_validation_error
+
+    try:
+        http = type(cfg.http)(**{**cfg.http.model_dump(), "listen": listen})
+    except ValidationError as e:
+        problems = [p.replace("listen:", "http.listen:", 1) for p in format_validation_error(e)]
+        _config_error(ConfigError("--http-listen", problems))
+    return cfg.model_copy(update={"http": http})
+
+
+HTTP_LISTEN_HELP = "Serve /metrics, /healthz and /ready on HOST:PORT (e.g. 127.0.0.1:8686)."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,6 +167,7 @@ def main() -> None:
     show_default=True,
     help="How lines are parsed.",
 )
+@click.option("--http-listen", metavar="HOST:PORT", help=HTTP_LISTEN_HELP)
 @click.option(
     "--log-level",
     default="warning",
@@ -136,6 +182,7 @@ def tail(
     state_dir: Path | None,
     labels: tuple[str, ...],
     fmt: str,
+    http_listen: str | None,
     log_level: str,
 ) -> None:
     """Follow PATH_OR_GLOB files like tail -F and print or ship normalized records.
@@ -163,6 +210,8 @@ def tail(
     }
     if state_dir is not None:
         data["checkpoint_dir"] = str(state_dir)
+    if http_listen is not None:
+        data["http"] = {"listen": http_listen}
     if once:
         # Bounded patience: --once must end, with an error when a sink stays down.
         for s in sinks.values():
@@ -186,12 +235,15 @@ def tail(
 )
 @click.option("--once", is_flag=True, help="Read to the current end, deliver, exit.")
 @click.option(
+    "--http-listen", metavar="HOST:PORT", help=HTTP_LISTEN_HELP + " Overrides http.listen."
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(config_path: Path, once: bool, log_level: str) -> None:
+def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) -> None:
     """Run the agent from a config file (what the sidecar container runs)."""
     from logship.config import ConfigError, load_config
     from logship.logs import setup_logging
@@ -201,7 +253,7 @@ def run(config_path: Path, once: bool, log_level: str) -> None:
         cfg = load_config(config_path)
     except ConfigError as e:
         _config_error(e)
-    _run_agent(cfg, once)
+    _run_agent(_with_http_listen(cfg, http_listen), once)
 
 
 @main.command("check-config")

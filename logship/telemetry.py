@@ -1,7 +1,14 @@
-"""The agent's own counters, bumped once per batch or request (never per line).
+"""The agent's own counters, bumped once per batch, chunk or request (never per line).
 
-One small module owns every name, so the metric catalogue stays in one place.
-Counters are plain integers here; the Prometheus/OTLP exposition reads them.
+One small module owns every event, so the metric catalogue (``docs/metrics.md``) stays
+in one place. Counters are plain integers here: bumping one costs a dict lookup and an
+add, whether or not metrics are served. ``logship.metrics`` exposes them through
+OpenTelemetry only when an HTTP listen address is set, reading them at scrape time, so
+the hot path never touches the OpenTelemetry SDK and ``logship tail`` never imports it.
+
+Request latency is the one measurement that cannot be read back later (a histogram
+needs every observation); it goes to :attr:`Telemetry.on_request_duration` when the
+metrics layer has set it.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("logship")
@@ -23,9 +31,10 @@ class SinkStats:
     retries: int = 0
     dropped_records: int = 0
     rejected_records: int = 0
+    dead_lettered_records: int = 0
     last_error: str = ""
     last_success: float = 0.0
-    failing_since: float | None = None
+    failing_since: float | None = None  # time.monotonic() of the first failure since a success
 
 
 @dataclass
@@ -37,18 +46,61 @@ class SourceStats:
     invalid_utf8_lines: int = 0
 
 
+class FileStats:
+    """Per watched path; kept while the path is followed, pruned by the agent after.
+
+    A plain class, not a dataclass: generating a dataclass's methods at import costs more
+    CPU than ``logship tail`` spends on a thousand lines.
+    """
+
+    __slots__ = ("bytes_read", "rotations", "truncated_bytes", "truncations")
+
+    def __init__(self) -> None:
+        self.bytes_read = 0
+        self.rotations = 0
+        self.truncations = 0
+        self.truncated_bytes = 0
+
+
 @dataclass
 class Telemetry:
     sources: defaultdict[str, SourceStats] = field(default_factory=lambda: defaultdict(SourceStats))
     sinks: defaultdict[str, SinkStats] = field(default_factory=lambda: defaultdict(SinkStats))
+    files: defaultdict[str, FileStats] = field(default_factory=lambda: defaultdict(FileStats))
     rotations: int = 0
     truncations: int = 0
     truncated_bytes: int = 0
+    # Set by logship.metrics when metrics are served: (sink, seconds) for each HTTP request.
+    on_request_duration: Callable[[str, float], None] | None = None
 
+    # -- sources and files ------------------------------------------------------------
     def read(self, source: str, lines: int, nbytes: int) -> None:
         s = self.sources[source]
         s.lines += lines
         s.bytes += nbytes
+
+    def file_read(self, path: str, nbytes: int) -> None:
+        """Bytes read from a file by one read call (a chunk, not a line)."""
+        self.files[path].bytes_read += nbytes
+
+    def rotated(self, path: str) -> None:
+        """The file followed under ``path`` was renamed away or deleted; it is read to its end."""
+        self.rotations += 1
+        self.files[path].rotations += 1
+
+    def truncated(self, path: str, lost_bytes: int = 0) -> None:
+        """``path`` got shorter than what was read (copytruncate): reading restarts at 0."""
+        self.truncations += 1
+        self.truncated_bytes += lost_bytes
+        f = self.files[path]
+        f.truncations += 1
+        f.truncated_bytes += lost_bytes
+
+    def forget_files(self, keep: Iterable[str]) -> None:
+        """Drop the series of paths no longer followed, so per-file labels stay bounded."""
+        keep = set(keep)
+        for path in [p for p in self.files if p not in keep]:
+            del self.files[path]
 
     def malformed(self, source: str, count: int) -> None:
         self.sources[source].malformed += count
@@ -59,6 +111,7 @@ class Telemetry:
     def line_truncated(self, source: str, count: int = 1) -> None:
         self.sources[source].truncated_lines += count
 
+    # -- sinks ------------------------------------------------------------------------
     def sent(self, sink: str, records: int, nbytes: int) -> None:
         s = self.sinks[sink]
         s.sent_records += records
@@ -66,6 +119,11 @@ class Telemetry:
         s.sent_bytes += nbytes
         s.last_success = time.monotonic()
         s.failing_since = None
+
+    def request_duration(self, sink: str, seconds: float) -> None:
+        """One HTTP request's round trip, whatever its outcome."""
+        if self.on_request_duration is not None:
+            self.on_request_duration(sink, seconds)
 
     def retry(self, sink: str, reason: str) -> None:
         s = self.sinks[sink]
@@ -86,3 +144,15 @@ class Telemetry:
         s = self.sinks[sink]
         s.dropped_records += records
         s.last_error = reason
+
+    def dead_lettered(self, sink: str, records: int) -> None:
+        """Records refused for good and written to the sink's dead-letter file."""
+        self.sinks[sink].dead_lettered_records += records
+
+    def failing_for(self, sink: str, now: float | None = None) -> float:
+        """Seconds ``sink`` has been failing without a success in between; 0 when healthy."""
+        stats = self.sinks.get(sink)  # .get: called from the scrape thread, must not insert
+        since = None if stats is None else stats.failing_since
+        if since is None:
+            return 0.0
+        return (time.monotonic() if now is None else now) - since

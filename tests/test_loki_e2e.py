@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import AgentProcess, wait_until, write_lines
 from fakes.loki import FakeLoki
+from promtext import free_port, get_or_none, parse, value
 
 
 @pytest.fixture
@@ -138,6 +139,7 @@ def test_loki_down_at_start_then_up(
     write_lines(log, lines)
     size = log.stat().st_size
     loki.down()
+    port = free_port()
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         f"""
@@ -147,14 +149,21 @@ sinks:
   loki: {{type: loki, url: "{loki.url}", retry: {{initial_backoff: 100ms, max_backoff: 500ms}}}}
 memory_limit: 2MiB
 tailing: {{read_chunk_size: 64KiB}}
+http: {{listen: "127.0.0.1:{port}"}}
 """
     )
     a = agents("run", "--config", str(cfg))
+
+    def retries() -> float:
+        # Counted from /metrics: the log repeats "retrying" at most once per 10 s.
+        got = get_or_none(f"http://127.0.0.1:{port}/metrics")
+        return (value(parse(got[1]), "logship_sink_retries_total", sink="loki") or 0) if got else 0
+
     wait_until(lambda: "retrying" in a.stderr, 60, "the agent to retry a refused connection")
     # Memory stays bounded: with the sink down the agent stops reading the file.
-    wait_until(lambda: a.stderr.count("retrying") >= 5, 60, "several failed attempts")
+    wait_until(lambda: retries() >= 5, 60, "several failed attempts")
     before = _rchar(a.pid)
-    wait_until(lambda: a.stderr.count("retrying") >= 8, 60, "more failed attempts")
+    wait_until(lambda: retries() >= 8, 60, "more failed attempts")
     assert _rchar(a.pid) - before < 256 * 1024, "kept reading while the sink was down"
     assert before < size, "read the whole file into memory"
     assert a.proc.poll() is None

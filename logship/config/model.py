@@ -215,6 +215,58 @@ class TailingConfig(StrictModel):
     )
 
 
+_LISTEN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):(\d{1,5})$")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8686`` for IPv6; an empty host means every interface)."""
+    m = _LISTEN.match(value)
+    if not m or int(m.group(2)) > 65535:
+        raise ValueError(f"expected HOST:PORT, e.g. 0.0.0.0:8686 or 127.0.0.1:8686, not {value!r}")
+    host = m.group(1).strip("[]") or "0.0.0.0"
+    return host, int(m.group(2))
+
+
+def _check_listen(value: Any) -> Any:
+    if isinstance(value, str):
+        parse_listen(value)
+    return value
+
+
+class HttpConfig(StrictModel):
+    """The agent's own HTTP endpoints: ``/metrics``, ``/healthz`` and ``/ready``, on one port."""
+
+    listen: Annotated[str | None, BeforeValidator(_check_listen)] = Field(
+        None,
+        description="HOST:PORT to serve /metrics, /healthz and /ready on; null serves nothing "
+        "(a sidecar shares the application's ports, so none is opened unless asked for).",
+    )
+    ready_max_failing: Duration = Field(
+        120.0,
+        description="/ready answers 503 once a sink has been failing (no success) this long.",
+    )
+    healthz_max_stall: Duration = Field(
+        30.0,
+        gt=1.0,
+        description="/healthz answers 503 when the agent's event loop has not run for this long "
+        "(stuck): a liveness probe then restarts it.",
+    )
+
+
+class OtlpMetricsConfig(StrictModel):
+    """Push the same metrics to an OpenTelemetry collector (needs ``logship[otlp-metrics]``)."""
+
+    endpoint: HttpUrlStr = Field(
+        description="OTLP/HTTP metrics URL, e.g. http://otel-collector:4318/v1/metrics."
+    )
+    interval: Duration = Field(60.0, gt=0, description="How often the metrics are pushed.")
+    timeout: Duration = Field(5.0, description="Per-push timeout.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra request headers, e.g. Authorization (masked by check-config).",
+    )
+
+
 class AgentConfig(BaseModel):
     """Everything ``logship run`` needs. Environment: ``LOGSHIP_<FIELD>``, nested with ``__``.
 
@@ -239,6 +291,10 @@ class AgentConfig(BaseModel):
     )
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
     tailing: TailingConfig = Field(default_factory=TailingConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    otlp_metrics: OtlpMetricsConfig | None = Field(
+        None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
+    )
 
     @model_validator(mode="after")
     def _routes_exist(self) -> AgentConfig:

@@ -41,6 +41,7 @@ class SinkWorker:
         self.queue: deque[Batch] = deque()
         self.queued_bytes = 0
         self.queued_entries = 0
+        self.sending_bytes = 0  # in requests being sent or retried
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,7 +121,9 @@ class SinkWorker:
                 if not batches:
                     self._slots.release()
                     continue
-                task = asyncio.create_task(self._deliver_and_release(batches))
+                nbytes = sum(b.nbytes for b in batches)
+                self.sending_bytes += nbytes
+                task = asyncio.create_task(self._deliver_and_release(batches, nbytes))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if self._tasks:
@@ -128,7 +131,7 @@ class SinkWorker:
         finally:
             await self.aclose()
 
-    async def _deliver_and_release(self, batches: list[Batch]) -> None:
+    async def _deliver_and_release(self, batches: list[Batch], nbytes: int) -> None:
         try:
             await self.deliver(batches)
         except asyncio.CancelledError:
@@ -142,6 +145,7 @@ class SinkWorker:
             for b in batches:
                 ack(b)
         finally:
+            self.sending_bytes -= nbytes
             self._slots.release()
 
     async def deliver(self, batches: list[Batch]) -> None:

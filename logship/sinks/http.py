@@ -158,6 +158,7 @@ class HttpSink(SinkWorker):
             auth = self.auth_header()
             if auth:
                 headers["Authorization"] = auth
+            sent_at = time.monotonic()
             try:
                 resp = await loop.run_in_executor(
                     self._senders,
@@ -168,6 +169,7 @@ class HttpSink(SinkWorker):
                 outcome = self.classify(resp.status_code, resp.headers, resp.content, req.records)
             except httpx.TransportError as e:
                 outcome = Outcome(Verdict.RETRY, f"{type(e).__name__}: {e or 'no detail'}")
+            self.telemetry.request_duration(self.name, time.monotonic() - sent_at)
             v = outcome.verdict
             if v is Verdict.DELIVERED:
                 self.telemetry.sent(self.name, req.records, len(req.body))

@@ -84,7 +84,7 @@ class Tailer:
         self.closed = False
         self.last_data = time.monotonic()
         self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
-        self.seen_size = offset
+        self.seen_size = offset  # the file's size when last looked at (fstat, or a rescan)
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -102,6 +102,16 @@ class Tailer:
     def stop(self) -> None:
         self.stopping = True
         self.wake_event.set()
+
+    def saw_size(self, size: int) -> None:
+        """A rescan's stat of this file: keeps the lag current while reading is paused."""
+        if size >= self.read_offset:  # smaller is a truncation, which the tailer handles
+            self.seen_size = size
+
+    @property
+    def lag(self) -> int:
+        """Bytes behind the end of the file, as of the last look at its size."""
+        return max(0, self.seen_size - self.read_offset)
 
     # -- main loop ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -175,12 +185,11 @@ class Tailer:
         # Bytes written and cut between two polls cannot be seen at all: the copytruncate
         # race, inherent to that rotation method.
         lost = max(0, self.seen_size - self.read_offset)
-        self.telemetry.truncated_bytes += lost
         log.warning(
             "file truncated, restarting at 0",
             extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
         )
-        self.telemetry.truncations += 1
+        self.telemetry.truncated(self.path, lost)
         # Offsets restart at 0: let everything read so far be delivered first.
         while self.acks.pending and not self.stopping:
             await asyncio.sleep(self.tailing.poll_interval)
@@ -200,7 +209,7 @@ class Tailer:
         got_any = False
         end: int | None = None
         if self.once:
-            end = os.fstat(self.fd).st_size
+            end = self.seen_size = os.fstat(self.fd).st_size
         while not self.stopping:
             if end is not None and self.read_offset >= end:
                 break
@@ -220,6 +229,7 @@ class Tailer:
                 break
             got_any = True
             self.read_offset += len(data)
+            self.telemetry.file_read(self.path, len(data))
             self.last_data = time.monotonic()
             self._consume(data, want)
             if self.fp_len < FINGERPRINT_BYTES and self.read_offset > self.fp_len:

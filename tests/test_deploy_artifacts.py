@@ -600,9 +600,13 @@ def test_dashboard_queries_logship_metrics_that_prometheus_scrapes() -> None:
         if t["datasource"]["uid"] == "prometheus"
     ]
     assert exprs
+    from logship.metrics import CATALOGUE
+
+    # Counters are exposed with the Prometheus `_total` suffix (docs/metrics.md).
+    counters = {f"{m.name}_total" for m in CATALOGUE if m.kind == "counter"}
     for expr in exprs:
         metrics = re.findall(r"\b([a-z_]+_total)\b", expr)
-        assert metrics and all(m.startswith("logship_") for m in metrics), expr
+        assert metrics and all(m in counters for m in metrics), (expr, sorted(counters))
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     (job,) = (j for j in prometheus["scrape_configs"] if j["job_name"] == "logship")
     assert job["metrics_path"] == "/metrics"

@@ -27,7 +27,7 @@ from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
-from logship.sources.globs import excluded
+from logship.sources.globs import compile_glob, excluded
 from logship.sources.identity import fingerprint, fingerprint_matches
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
@@ -54,14 +54,22 @@ class Agent:
         once: bool = False,
         transport: httpx.BaseTransport | None = None,
         telemetry: Telemetry | None = None,
+        store: CheckpointStore | None = None,
+        previous: AgentConfig | None = None,
+        handle_signals: bool = True,
     ) -> None:
+        """``store`` and ``previous`` continue a run under a new config (a reload): the old
+        agent's checkpoints (kept in memory even without ``checkpoint_dir``) and its config,
+        so that files it would have followed are not skipped by ``start_at: end``."""
         self.cfg = cfg
         self.once = once
         self.transport = transport
         self.telemetry = telemetry or Telemetry()
         self.budget = MemoryBudget(int(cfg.memory_limit))
         self.tracker = AckTracker(self.budget.release)
-        self.store = CheckpointStore(cfg.checkpoint_dir)
+        self.store = store if store is not None else CheckpointStore(cfg.checkpoint_dir)
+        self.previous = previous
+        self.handle_signals = handle_signals
         self.sinks: dict[str, SinkWorker] = {}
         self.routes: dict[str, list[SinkWorker]] = {}
         self.tailers: dict[str, Tailer] = {}
@@ -144,7 +152,12 @@ class Agent:
                 self.telemetry.truncated(m.path)
             fp = fingerprint(fd)
         else:
-            at_end = startup and not self.once and src.start_at == "end"
+            at_end = (
+                startup
+                and not self.once
+                and src.start_at == "end"
+                and not self._followed_before(m.source, m.path)
+            )
             offset = st.st_size if at_end else 0
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
@@ -169,6 +182,17 @@ class Agent:
         self.tailer_tasks[key] = task
         task.add_done_callback(functools.partial(self._tailer_done, key))
         log.info("following file", extra={"path": m.path, "offset": offset, "source": m.source})
+
+    def _followed_before(self, source: str, path: str) -> bool:
+        """Would the config before a reload have followed this file? Then it is new since the
+        old agent's last scan (the old agent checkpointed every file it followed) and is read
+        from its start, like any file that appears while the agent runs."""
+        old = self.previous.sources.get(source) if self.previous is not None else None
+        if old is None:
+            return False
+        return any(compile_glob(p).matches(path) for p in old.include) and not excluded(
+            path, old.exclude
+        )
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)
@@ -342,8 +366,8 @@ class Agent:
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoints(self) -> None:
-        if self.store.directory is None:
-            return
+        """Record committed offsets; written to disk only with a ``checkpoint_dir``, but kept
+        in memory regardless, so a reload continues exactly where this agent stopped."""
         now = time.time()
         for key, f in list(self.tracker.files.items()):
             self.store.update(key, Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now))
@@ -426,9 +450,10 @@ class Agent:
 
     async def run(self) -> RunResult:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_stop)
         for name, scfg in self.cfg.sinks.items():
             self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport)
         for source in self.cfg.sources:

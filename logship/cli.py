@@ -46,7 +46,8 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def _run_agent(cfg: Any, once: bool) -> None:
+def _run_agent(cfg: Any, once: bool, config_path: Path | None = None, adjust: Any = None) -> None:
+    """Run to the end; with a config file (and not ``--once``), SIGHUP reloads it."""
     import asyncio
 
     from logship.agent import Agent
@@ -57,7 +58,13 @@ def _run_agent(cfg: Any, once: bool) -> None:
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
-    agent = Agent(cfg, once=once)
+    agent: Any
+    if config_path is not None and not once:
+        from logship.reload import Supervisor
+
+        agent = Supervisor(cfg, config_path, adjust=adjust)
+    else:
+        agent = Agent(cfg, once=once)
     metrics = endpoints = None
     if cfg.http.listen is not None or cfg.otlp_metrics is not None:
         # Only now: metrics pull in the OpenTelemetry SDK and prometheus_client.
@@ -253,7 +260,11 @@ def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) 
         cfg = load_config(config_path)
     except ConfigError as e:
         _config_error(e)
-    _run_agent(_with_http_listen(cfg, http_listen), once)
+
+    def adjust(c: Any) -> Any:  # flags override every config a reload reads, too
+        return _with_http_listen(c, http_listen)
+
+    _run_agent(adjust(cfg), once, config_path, adjust)
 
 
 @main.command("check-config")

@@ -145,6 +145,20 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         "logship_truncations", "counter", "{truncation}", (), "Truncations over all files, ever."
     ),
     MetricDoc(
+        "logship_config_reloads",
+        "counter",
+        "{reload}",
+        (),
+        "New configs applied by SIGHUP or a change of the config file (reload.watch_file).",
+    ),
+    MetricDoc(
+        "logship_config_reload_failures",
+        "counter",
+        "{reload}",
+        (),
+        "New configs refused as invalid; the running config stays.",
+    ),
+    MetricDoc(
         "logship_sink_sent_records",
         "counter",
         "{record}",
@@ -302,6 +316,8 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
         "logship_files_open": files_open,
         "logship_rotations": total("rotations"),
         "logship_truncations": total("truncations"),
+        "logship_config_reloads": total("config_reloads"),
+        "logship_config_reload_failures": total("config_reload_failures"),
         "logship_sink_sent_records": per_sink("sent_records"),
         "logship_sink_sent_requests": per_sink("sent_requests"),
         "logship_sink_sent_bytes": per_sink("sent_bytes"),

@@ -70,6 +70,8 @@ class Telemetry:
     rotations: int = 0
     truncations: int = 0
     truncated_bytes: int = 0
+    config_reloads: int = 0  # new configs applied
+    config_reload_failures: int = 0  # new configs refused (invalid); the old one kept running
     # Set by logship.metrics when metrics are served: (sink, seconds) for each HTTP request.
     on_request_duration: Callable[[str, float], None] | None = None
 

@@ -233,6 +233,19 @@ def _check_listen(value: Any) -> Any:
     return value
 
 
+class ReloadConfig(StrictModel):
+    """How ``logship run`` picks up a changed config (SIGHUP always does)."""
+
+    watch_file: bool = Field(
+        False,
+        description="Reload when the config file's content changes (also catches Kubernetes "
+        "ConfigMap updates, which swap a symlink), checked every poll_interval.",
+    )
+    poll_interval: Duration = Field(
+        5.0, gt=0, description="How often the config file is checked when watch_file is on."
+    )
+
+
 class HttpConfig(StrictModel):
     """The agent's own HTTP endpoints: ``/metrics``, ``/healthz`` and ``/ready``, on one port."""
 
@@ -292,6 +305,7 @@ class AgentConfig(BaseModel):
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
     tailing: TailingConfig = Field(default_factory=TailingConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    reload: ReloadConfig = Field(default_factory=ReloadConfig)
     otlp_metrics: OtlpMetricsConfig | None = Field(
         None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
     )

@@ -46,7 +46,13 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def _run_agent(cfg: Any, once: bool, config_path: Path | None = None, adjust: Any = None) -> None:
+def _run_agent(
+    cfg: Any,
+    once: bool,
+    config_path: Path | None = None,
+    adjust: Any = None,
+    status: bool = False,
+) -> None:
     """Run to the end; with a config file (and not ``--once``), SIGHUP reloads it."""
     import asyncio
 
@@ -83,8 +89,21 @@ def _run_agent(cfg: Any, once: bool, config_path: Path | None = None, adjust: An
                 metrics.shutdown()
                 click.echo(f"logship: http.listen {cfg.http.listen}: {e.strerror or e}", err=True)
                 sys.exit(2)
+
+    async def main() -> Any:
+        if not status:
+            return await agent.run()
+        from logship.status import show
+
+        line = asyncio.create_task(show(agent), name="status line")
+        try:
+            return await agent.run()
+        finally:
+            line.cancel()
+            await asyncio.gather(line, return_exceptions=True)
+
     try:
-        result = runner(agent.run())
+        result = runner(main())
     finally:
         if endpoints is not None:
             endpoints.close()
@@ -176,6 +195,12 @@ def main() -> None:
 )
 @click.option("--http-listen", metavar="HOST:PORT", help=HTTP_LISTEN_HELP)
 @click.option(
+    "--status/--no-status",
+    default=None,
+    help="A live status line on stderr (default: when stderr is a terminal and records are "
+    "shipped, not printed).",
+)
+@click.option(
     "--log-level",
     default="warning",
     show_default=True,
@@ -190,6 +215,7 @@ def tail(
     labels: tuple[str, ...],
     fmt: str,
     http_listen: str | None,
+    status: bool | None,
     log_level: str,
 ) -> None:
     """Follow PATH_OR_GLOB files like tail -F and print or ship normalized records.
@@ -229,7 +255,11 @@ def tail(
         cfg = build_config(data, "command line")
     except ConfigError as e:
         _config_error(e)
-    _run_agent(cfg, once)
+    if status is None:
+        from logship.status import wanted
+
+        status = wanted([s["type"] for s in sinks.values()])
+    _run_agent(cfg, once, status=status)
 
 
 @main.command()

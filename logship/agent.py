@@ -27,8 +27,10 @@ from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
+from logship.sources.framing import Framer, MultilineRule
 from logship.sources.globs import excluded
 from logship.sources.identity import fingerprint, fingerprint_matches
+from logship.sources.podpath import POD_LABELS, pod_identity
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
 
@@ -144,7 +146,12 @@ class Agent:
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
-        info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
+        labels = dict(self.extra_labels(m.source))
+        pod = pod_identity(m.path)
+        for name in POD_LABELS:
+            if name in pod:
+                labels.setdefault(name, pod[name])
+        info = SourceInfo(m.source, m.path, src.format, labels, pod)
         t = Tailer(
             path=m.path,
             fd=fd,
@@ -157,6 +164,7 @@ class Agent:
             tailing=self.cfg.tailing,
             telemetry=self.telemetry,
             once=self.once,
+            framer=self.framer_for(m.source),
         )
         self.tailers[key] = t
         self.by_path[m.path] = t
@@ -164,6 +172,27 @@ class Agent:
         self.tailer_tasks[key] = task
         task.add_done_callback(functools.partial(self._tailer_done, key))
         log.info("following file", extra={"path": m.path, "offset": offset, "source": m.source})
+
+    def framer_for(self, source: str) -> Framer:
+        """A fresh framing state for one file of ``source`` (container format, multiline)."""
+        src = self.cfg.sources[source]
+        rule = None
+        ml = src.multiline
+        if ml is not None:
+            rule = MultilineRule.build(
+                preset=ml.preset,
+                mode=ml.mode,
+                pattern=ml.pattern,
+                timeout=ml.timeout,
+                max_lines=ml.max_lines,
+                max_bytes=int(ml.max_bytes),
+            )
+        return Framer(
+            src.format,
+            rule,
+            timeout=self.cfg.tailing.partial_line_timeout,
+            max_line=int(self.cfg.tailing.max_line_size),
+        )
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)

@@ -45,6 +45,21 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _parse_multiline(spec: str | None) -> dict[str, Any] | None:
+    """``java``/``python``/``go``, or ``MODE:REGEX`` with MODE start, continue or end."""
+    if spec is None:
+        return None
+    mode, sep, pattern = spec.partition(":")
+    if not sep:
+        return {"preset": spec}
+    if mode not in ("start", "continue", "end"):
+        raise click.BadParameter(
+            f"{spec!r}: expected java, python, go or start|continue|end:REGEX",
+            param_hint="--multiline",
+        )
+    return {"mode": mode, "pattern": pattern}
+
+
 def _run_agent(cfg: Any, once: bool) -> None:
     import asyncio
 
@@ -101,10 +116,15 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "json", "raw"]),
+    type=click.Choice(["auto", "json", "raw", "cri", "docker"]),
     default="auto",
     show_default=True,
-    help="How lines are parsed.",
+    help="How lines are parsed; cri and docker read container runtime log files.",
+)
+@click.option(
+    "--multiline",
+    metavar="PRESET|MODE:REGEX",
+    help="Group lines into records: java, python, go, or start|continue|end:REGEX.",
 )
 @click.option(
     "--log-level",
@@ -120,6 +140,7 @@ def tail(
     state_dir: Path | None,
     labels: tuple[str, ...],
     fmt: str,
+    multiline: str | None,
     log_level: str,
 ) -> None:
     """Follow PATH_OR_GLOB files like tail -F and print or ship normalized records.
@@ -145,6 +166,9 @@ def tail(
         },
         "sinks": sinks,
     }
+    ml = _parse_multiline(multiline)
+    if ml is not None:
+        data["sources"]["tail"]["multiline"] = ml
     if state_dir is not None:
         data["checkpoint_dir"] = str(state_dir)
     if once:

@@ -1,0 +1,178 @@
+"""Container formats and multiline with the real `logship` process and the fake Loki."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import AgentProcess, wait_until, write_lines
+from fakes.loki import FakeLoki
+
+
+@pytest.fixture
+def loki() -> Iterator[FakeLoki]:
+    with FakeLoki() as server:
+        yield server
+
+
+def cri_time(offset_s: float) -> str:
+    t = datetime.fromtimestamp(time.time() - 60 + offset_s, UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+
+
+def ns_of(text: str) -> int:
+    dt = datetime.strptime(text[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 10**9 + int(text[20:29])
+
+
+def test_cri_pod_log_with_partials(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    folder = tmp_path / "pods" / "shop_web-5f7c_8e1d-42aa" / "nginx"
+    folder.mkdir(parents=True)
+    log = folder / "0.log"
+    t = [cri_time(i) for i in range(5)]
+    write_lines(
+        log,
+        [
+            f"{t[0]} stdout P GET /index.html ",
+            f"{t[1]} stderr F warning: slow upstream",
+            f"{t[2]} stdout P 200 ",
+            f"{t[3]} stdout F 512 bytes",
+            "this line is not CRI",
+            f"{t[4]} stdout F " + '{"msg":"json app line"}',
+        ],
+    )
+    a = agents("tail", "--once", "--format", "cri", "--to", f"loki:{loki.url}", str(log))
+    assert a.wait(120) == 0, a.stderr
+    by_line = {e.line: e for e in loki.entries}
+    assert Counter(loki.lines()) == Counter(
+        [
+            "GET /index.html 200 512 bytes",
+            "warning: slow upstream",
+            "this line is not CRI",
+            '{"msg":"json app line"}',
+        ]
+    )
+    joined = by_line["GET /index.html 200 512 bytes"]
+    assert joined.ts_ns == ns_of(t[0])  # the first fragment's container time
+    assert joined.labels["stream"] == "stdout"
+    assert by_line["warning: slow upstream"].labels["stream"] == "stderr"
+    assert by_line["warning: slow upstream"].ts_ns == ns_of(t[1])
+    for e in loki.entries:
+        assert (e.labels["namespace"], e.labels["pod"], e.labels["container"]) == (
+            "shop",
+            "web-5f7c",
+            "nginx",
+        )
+        assert "pod_uid" not in e.labels
+    assert "stream" not in by_line["this line is not CRI"].labels  # kept raw, not guessed
+
+
+def test_docker_json_file_with_partials(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "c-json.log"
+
+    def d(text: str, stream: str = "stdout") -> str:
+        return json.dumps({"log": text, "stream": stream, "time": "2026-11-29T10:00:00.5Z"})
+
+    write_lines(log, [d("a long line, "), d("oops\n", "stderr"), d("continued\n")])
+    a = agents("tail", "--once", "--from-beginning", "--format", "docker", str(log))
+    assert a.wait(60) == 0, a.stderr
+    recs = [json.loads(x) for x in a.stdout.splitlines()]
+    got = {(r["message"], r["attributes"]["stream"], r["timestamp"]) for r in recs}
+    assert got == {
+        ("a long line, continued", "stdout", "2026-11-29T10:00:00.500000000Z"),
+        ("oops", "stderr", "2026-11-29T10:00:00.500000000Z"),
+    }
+
+
+TRACE = [
+    "2026-11-29 10:00:01 ERROR request failed",
+    "java.lang.IllegalStateException: boom",
+    "\tat com.example.Service.run(Service.java:42)",
+    "\tat com.example.Main.main(Main.java:7)",
+    "Caused by: java.io.IOException: disk full",
+    "\t... 2 more",
+]
+
+
+def test_java_stack_trace_is_one_entry(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, ["2026-11-29 10:00:00 INFO started", *TRACE, "2026-11-29 10:00:02 INFO ok"])
+    a = agents("tail", "--once", "--multiline", "java", "--to", f"loki:{loki.url}", str(log))
+    assert a.wait(120) == 0, a.stderr
+    assert Counter(loki.lines()) == Counter(
+        ["2026-11-29 10:00:00 INFO started", "\n".join(TRACE), "2026-11-29 10:00:02 INFO ok"]
+    )
+
+
+def test_idle_open_group_is_flushed_after_the_timeout(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, TRACE)
+    a = agents(
+        "tail", "--from-beginning", "--multiline", "java", "--to", f"loki:{loki.url}", str(log)
+    )
+    # Nothing follows the trace: the default 1 s timeout emits it while the agent runs.
+    loki.wait_for(lambda s: s.lines() == ["\n".join(TRACE)], timeout=30)
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+
+
+def test_restart_inside_an_open_group_delivers_it_once_whole(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    state = tmp_path / "state"
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app:
+    include: ["{log}"]
+    start_at: beginning
+    multiline: {{preset: java, timeout: 5m}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}}}}
+checkpoint_dir: "{state}"
+checkpoint_interval: 100ms
+"""
+    )
+    before = ["2026-11-29 10:00:00 INFO one", "2026-11-29 10:00:00 INFO two"]
+    write_lines(log, [*before, *TRACE[:3]])
+    group_start = sum(len(x) + 1 for x in before)
+    a = agents("run", "--config", str(cfg))
+    loki.wait_for(lambda s: sorted(s.lines()) == sorted(before), timeout=30)
+
+    def checkpoint() -> int | None:
+        try:
+            files = json.loads((state / "checkpoints.json").read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return next(iter(files.values()))["offset"] if files else None
+
+    # The checkpoint reaches the start of the open trace, and stays there.
+    wait_until(lambda: checkpoint() == group_start, 30, "checkpoint at the open group's start")
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+    assert checkpoint() == group_start
+    assert sorted(loki.lines()) == sorted(before)  # the open trace was not sent in halves
+
+    write_lines(log, [*TRACE[3:], "2026-11-29 10:00:03 INFO after"])
+    b = agents("run", "--once", "--config", str(cfg))
+    assert b.wait(120) == 0, b.stderr
+    assert Counter(loki.lines()) == Counter(
+        [*before, "\n".join(TRACE), "2026-11-29 10:00:03 INFO after"]
+    )
+    assert loki.duplicates == []

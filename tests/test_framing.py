@@ -35,7 +35,9 @@ class Feeder:
 
 
 def records(framed: list[Framed]) -> list[tuple[str | None, str, int]]:
-    return [(f.stream, ln.decode(), o) for f in framed for ln, o in zip(f.lines, f.offsets, strict=True)]
+    return [
+        (f.stream, ln.decode(), o) for f in framed for ln, o in zip(f.lines, f.offsets, strict=True)
+    ]
 
 
 def texts(framed: list[Framed]) -> list[str]:

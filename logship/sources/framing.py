@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -178,38 +179,66 @@ def _ts_keys(text: bytes) -> tuple[SecondsKey, FractionKey] | None:
 _Columns = tuple[list[str | None], list[bool], list[bytes], list[Any], list[Any]]
 
 
+# What follows the timestamp, up to the message: stream and tag with their spaces.
+_MID_STREAM = {
+    b" stdout F ": "stdout",
+    b" stdout P ": "stdout",
+    b" stderr F ": "stderr",
+    b" stderr P ": "stderr",
+}
+_MID_PARTIAL = {mid: mid[8:9] == b"P" for mid in _MID_STREAM}
+
+
 def parse_cri(lines: list[bytes]) -> _Columns:
-    """``<time> <stream> <P|F> <message>`` lines as columns, by slicing where it can."""
-    parts = list(map(bytes.split, lines, repeat(b" "), repeat(3)))
-    cols = list(zip(*parts, strict=False))
-    if len(cols) == 4:
-        times, streams, tags, msgs = cols
-        if _STREAM_BYTES.keys() >= set(streams) and _TAGS.issuperset(tags):
-            seconds = list(map(operator.getitem, times, repeat(slice(0, 19))))
-            fracs = list(
-                map(
-                    operator.add,
-                    map(operator.getitem, times, repeat(slice(19, None))),
-                    repeat(_QUOTE),
-                )
+    """``<time> <stream> <P|F> <message>`` lines as columns, by slicing.
+
+    The first space ends the timestamp; the ten bytes from there name the stream and
+    the tag, so each column is one slice per line mapped in C (one width for the
+    whole batch in the common case), checked per distinct value.
+    """
+    getitem: Callable[[bytes, slice], bytes] = operator.getitem  # type: ignore[assignment]
+    mids: list[bytes]
+    msgs: list[bytes]
+    fracs: list[bytes]
+    # Guess one timestamp width for the batch from its first line; the stream and tag
+    # check below proves the guess for every line.
+    w = lines[0].find(b" ")
+    ok = w >= 19
+    if ok:
+        mids = list(map(getitem, lines, repeat(slice(w, w + 10))))
+        ok = _MID_STREAM.keys() >= set(mids)
+        if ok:
+            msgs = list(map(getitem, lines, repeat(slice(w + 10, None))))
+            fracs = list(map(getitem, lines, repeat(slice(19, w))))
+    if not ok:  # fractions of varying width (RFC3339Nano drops trailing zeros)
+        spaces = list(map(bytes.find, lines, repeat(b" ")))
+        ok = min(spaces) >= 19
+        if ok:
+            ends = list(map(operator.add, spaces, repeat(10)))
+            mids = list(map(getitem, lines, map(slice, spaces, ends)))
+            ok = _MID_STREAM.keys() >= set(mids)
+            msgs = list(map(getitem, lines, map(slice, ends, repeat(None))))
+            fracs = list(map(getitem, lines, map(slice, repeat(19), spaces)))
+    if ok:
+        fracs = list(map(operator.add, fracs, repeat(_QUOTE)))
+        seconds: list[bytes] = list(map(getitem, lines, repeat(slice(0, 19))))
+        distinct = set(seconds)
+        dfracs = set(fracs)
+        for k in dfracs.difference(FRACTION_NS.keys()):
+            FRACTION_NS[k]
+        if (
+            all(k[4:5] == b"-" and k[10:11] == b"T" for k in distinct)
+            and None not in map(SECONDS_NS.__getitem__, distinct)
+            and not EXACT_FRACTIONS.intersection(dfracs)
+        ):
+            return (
+                list(map(_MID_STREAM.__getitem__, mids)),
+                list(map(_MID_PARTIAL.__getitem__, mids)),
+                msgs,
+                seconds,
+                fracs,
             )
-            distinct = set(seconds)
-            dfracs = set(fracs)
-            for k in dfracs.difference(FRACTION_NS.keys()):
-                FRACTION_NS[k]
-            if (
-                all(len(k) == 19 and k[4:5] == b"-" and k[10:11] == b"T" for k in distinct)
-                and None not in map(SECONDS_NS.__getitem__, distinct)
-                and not EXACT_FRACTIONS.intersection(dfracs)
-            ):
-                return (
-                    list(map(_STREAM_BYTES.__getitem__, streams)),
-                    list(map(b"P".__eq__, tags)),
-                    list(msgs),
-                    seconds,
-                    fracs,
-                )
-    return _parse_cri_slow(parts)
+    return _parse_cri_slow(list(map(bytes.split, lines, repeat(b" "), repeat(3))))
 
 
 def _parse_cri_slow(parts: list[list[bytes]]) -> _Columns:

@@ -125,6 +125,16 @@ def test_timeout_flushes_an_open_group_only_after_the_timeout() -> None:
     assert f.framer.deadline() is None
 
 
+def test_timeout_is_per_stream() -> None:
+    f = Feeder(Framer("cri", preset("python", timeout=1.0)))
+    f.push("2026-11-29T10:00:00Z stderr F Traceback (most recent call last):")
+    f.now = 0.9
+    f.push("2026-11-29T10:00:01Z stdout F busy")
+    # stderr has been idle for the timeout although stdout is busy: its record goes out.
+    assert records(f.framer.flush(1.0)) == [("stderr", "Traceback (most recent call last):", 0)]
+    assert f.framer.deadline() == 1.9  # stdout's "busy" is still open
+
+
 def test_start_mode() -> None:
     rule = MultilineRule.build(mode="start", pattern=r"^\d{4}-")
     f = Feeder(Framer("raw", rule))
@@ -323,12 +333,16 @@ def test_framing_never_raises_on_arbitrary_bytes(
         ml = preset(rule, max_lines=3)
     f = Feeder(Framer(fmt, ml))
     seen = []
+    safe = 0  # where the tailer's checkpoint may go: it never moves back
     for chunk in chunks:
         f.now += 1
         out = f.push(*chunk)
         seen += out
         hold = f.framer.hold_start
         assert hold is None or 0 <= hold <= f.pos
+        now_safe = f.pos if hold is None else hold
+        assert now_safe >= safe
+        safe = now_safe
     seen += f.framer.flush()
     assert f.framer.hold_start is None and f.framer.held_bytes == 0
     for fr in seen:

@@ -294,6 +294,27 @@ def test_docker_partials_and_streams() -> None:
     assert f.framer.take_counts()[0] == 1
 
 
+def test_docker_whole_lines() -> None:
+    lines = [
+        docker("one\n"),
+        docker("two\n", "stderr", time="2026-11-29T10:00:01.5Z"),
+        docker("ünï\n"),
+    ]
+    f = Feeder(Framer("docker"))
+    out = f.push(*lines)
+    starts = offsets_of([x.encode() for x in lines])
+    assert sorted(records(out), key=lambda r: r[2]) == [
+        ("stdout", "one", starts[0]),
+        ("stderr", "two", starts[1]),
+        ("stdout", "ünï", starts[2]),
+    ]
+    err = next(r for r in out if r.stream == "stderr")
+    assert ns_of_keys(err.seconds or [], err.fractions or []) == [
+        parse_text_timestamp("2026-11-29T10:00:01.5Z")
+    ]
+    assert f.framer.hold_start is None
+
+
 def test_pod_identity_from_the_kubelet_path() -> None:
     path = "/var/log/pods/shop_web-7d9f_0b5e-11aa/nginx/3.log"
     assert pod_identity(path) == {

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -45,6 +45,7 @@ STREAMS = ("stdout", "stderr")
 TRUNCATION_MARKER = b"...[truncated by logship]"
 _STREAM_BYTES = {b"stdout": "stdout", b"stderr": "stderr"}
 _TAGS = {b"P", b"F"}
+_STREAM_SET = set(STREAMS)
 _QUOTE = b'"'
 
 # Presets are (mode, pattern). They follow the stack-trace shapes the runtimes print;
@@ -189,6 +190,19 @@ _MID_STREAM = {
 _MID_PARTIAL = {mid: mid[8:9] == b"P" for mid in _MID_STREAM}
 
 
+def _utc_keys(seconds: list[bytes], fracs: list[bytes]) -> bool:
+    """Whether sliced keys are all valid RFC 3339 UTC times, checked per distinct key."""
+    distinct = set(seconds)
+    dfracs = set(fracs)
+    for k in dfracs.difference(FRACTION_NS.keys()):
+        FRACTION_NS[k]  # classifies the key (fills EXACT_FRACTIONS)
+    return (
+        all(len(k) == 19 and k[4:5] == b"-" and k[10:11] == b"T" for k in distinct)
+        and None not in map(SECONDS_NS.__getitem__, distinct)
+        and not EXACT_FRACTIONS.intersection(dfracs)
+    )
+
+
 def parse_cri(lines: list[bytes]) -> _Columns:
     """``<time> <stream> <P|F> <message>`` lines as columns, by slicing.
 
@@ -222,15 +236,7 @@ def parse_cri(lines: list[bytes]) -> _Columns:
     if ok:
         fracs = list(map(operator.add, fracs, repeat(_QUOTE)))
         seconds: list[bytes] = list(map(getitem, lines, repeat(slice(0, 19))))
-        distinct = set(seconds)
-        dfracs = set(fracs)
-        for k in dfracs.difference(FRACTION_NS.keys()):
-            FRACTION_NS[k]
-        if (
-            all(k[4:5] == b"-" and k[10:11] == b"T" for k in distinct)
-            and None not in map(SECONDS_NS.__getitem__, distinct)
-            and not EXACT_FRACTIONS.intersection(dfracs)
-        ):
+        if _utc_keys(seconds, fracs):
             return (
                 list(map(_MID_STREAM.__getitem__, mids)),
                 list(map(_MID_PARTIAL.__getitem__, mids)),
@@ -284,6 +290,48 @@ def parse_docker(lines: list[bytes]) -> _Columns:
         objs = list(map(orjson.loads, lines))
     except orjson.JSONDecodeError:
         objs = list(map(_loads, lines))
+    else:
+        fast = _parse_docker_fast(objs)
+        if fast is not None:
+            return fast
+    return _parse_docker_slow(objs)
+
+
+_GET_LOG = operator.itemgetter("log")
+_GET_STREAM = operator.itemgetter("stream")
+_GET_TIME = operator.itemgetter("time")
+
+
+def _parse_docker_fast(objs: list[Any]) -> _Columns | None:
+    """Columns by C-mapped item lookups when every line is a whole, well-formed entry."""
+    try:
+        logs: list[str] = list(map(_GET_LOG, objs))
+        streams: list[str] = list(map(_GET_STREAM, objs))
+        times: list[str] = list(map(_GET_TIME, objs))
+    except (KeyError, TypeError, IndexError):
+        return None
+    if (
+        set(map(type, logs)) != {str}
+        or set(map(type, times)) != {str}
+        or not _STREAM_SET.issuperset(streams)
+        or not all(map(str.endswith, logs, repeat("\n")))
+        or any(map(str.endswith, logs, repeat("\r\n")))
+    ):
+        return None
+    getitem: Callable[[Any, slice], Any] = operator.getitem
+    try:
+        msgs = list(map(str.encode, map(getitem, logs, repeat(slice(0, -1)))))
+        encoded = list(map(str.encode, times))
+    except UnicodeEncodeError:
+        return None
+    seconds = list(map(getitem, encoded, repeat(slice(0, 19))))
+    fracs = list(map(operator.add, map(getitem, encoded, repeat(slice(19, None))), repeat(_QUOTE)))
+    if not _utc_keys(seconds, fracs):
+        return None
+    return cast("list[str | None]", streams), [False] * len(objs), msgs, seconds, fracs
+
+
+def _parse_docker_slow(objs: list[Any]) -> _Columns:
     streams: list[str | None] = []
     partial: list[bool] = []
     msgs: list[bytes] = []

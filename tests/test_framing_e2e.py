@@ -130,14 +130,23 @@ def test_idle_open_group_is_flushed_after_the_timeout(
     assert a.wait(30) == 0, a.stderr
 
 
+@pytest.mark.parametrize("command", ["tail", "run"])
 def test_restart_inside_an_open_group_delivers_it_once_whole(
-    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+    command: str, tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
 ) -> None:
     log = tmp_path / "app.log"
     state = tmp_path / "state"
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(
-        f"""
+    if command == "tail":
+        # The timeout comes from the environment, so the group stays open until SIGTERM.
+        env = {"LOGSHIP_SOURCES__TAIL__MULTILINE__TIMEOUT": "5m"}
+        args = ["tail", "--state-dir", str(state), "--multiline", "java"]
+        first = [*args, "--from-beginning", "--to", f"loki:{loki.url}", str(log)]
+        second = [*args, "--once", "--to", f"loki:{loki.url}", str(log)]
+    else:
+        env = {}
+        cfg = tmp_path / "agent.yaml"
+        cfg.write_text(
+            f"""
 sources:
   app:
     include: ["{log}"]
@@ -148,11 +157,13 @@ sinks:
 checkpoint_dir: "{state}"
 checkpoint_interval: 100ms
 """
-    )
+        )
+        first = ["run", "--config", str(cfg)]
+        second = ["run", "--once", "--config", str(cfg)]
     before = ["2026-11-29 10:00:00 INFO one", "2026-11-29 10:00:00 INFO two"]
     write_lines(log, [*before, *TRACE[:3]])
     group_start = sum(len(x) + 1 for x in before)
-    a = agents("run", "--config", str(cfg))
+    a = agents(*first, env=env)
     loki.wait_for(lambda s: sorted(s.lines()) == sorted(before), timeout=30)
 
     def checkpoint() -> int | None:
@@ -170,9 +181,41 @@ checkpoint_interval: 100ms
     assert sorted(loki.lines()) == sorted(before)  # the open trace was not sent in halves
 
     write_lines(log, [*TRACE[3:], "2026-11-29 10:00:03 INFO after"])
-    b = agents("run", "--once", "--config", str(cfg))
+    b = agents(*second, env=env)
     assert b.wait(120) == 0, b.stderr
     assert Counter(loki.lines()) == Counter(
         [*before, "\n".join(TRACE), "2026-11-29 10:00:03 INFO after"]
     )
     assert loki.duplicates == []
+
+
+def test_restart_between_a_cri_fragment_and_its_end_joins_it_once(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "0.log"
+    state = tmp_path / "state"
+    env = {"LOGSHIP_TAILING__PARTIAL_LINE_TIMEOUT": "5m"}
+    args = ["tail", "--format", "cri", "--state-dir", str(state), "--to", f"loki:{loki.url}"]
+    t = [cri_time(i) for i in range(3)]
+    whole = f"{t[0]} stdout F first"
+    write_lines(log, [whole, f"{t[1]} stdout P begins "])
+    a = agents(*args, "--from-beginning", str(log), env=env)
+    loki.wait_for(lambda s: s.lines() == ["first"], timeout=30)
+    saved = state / "checkpoints.json"
+
+    def checkpoint() -> int | None:
+        try:
+            return int(next(iter(json.loads(saved.read_text())["files"].values()))["offset"])
+        except (OSError, ValueError, KeyError, StopIteration):
+            return None
+
+    wait_until(lambda: checkpoint() == len(whole) + 1, 30, "checkpoint at the fragment's start")
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+    write_lines(log, [f"{t[2]} stdout F and ends"])
+    b = agents(*args, "--once", str(log), env=env)
+    assert b.wait(120) == 0, b.stderr
+    assert Counter(loki.lines()) == Counter(["first", "begins and ends"])
+    assert loki.duplicates == []
+    (joined,) = [e for e in loki.entries if e.line == "begins and ends"]
+    assert joined.ts_ns == ns_of(t[1])

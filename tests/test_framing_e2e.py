@@ -219,3 +219,27 @@ def test_restart_between_a_cri_fragment_and_its_end_joins_it_once(
     assert loki.duplicates == []
     (joined,) = [e for e in loki.entries if e.line == "begins and ends"]
     assert joined.ts_ns == ns_of(t[1])
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("start:([", "sources.tail.multiline.pattern: invalid regular expression"),
+        ("cobol", "sources.tail.multiline.preset: Input should be 'java', 'python' or 'go'"),
+        ("middle:x", "expected java, python, go or start|continue|end:REGEX"),
+    ],
+)
+def test_bad_multiline_option_is_a_clear_error(tmp_path: Path, spec: str, error: str) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "app.log"
+    log.write_text("x\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "logship", "tail", "--once", "--multiline", spec, str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert error in r.stderr

@@ -503,3 +503,48 @@ def test_tailer_checkpoint_and_budget_with_an_open_group(tmp_path: Path) -> None
         t._close()
 
     asyncio.run(scenario())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(cri_piece, max_size=25),
+    cuts=st.lists(st.integers(0, 25), max_size=4),
+    rule=st.sampled_from([None, "python", "start"]),
+    garbage=st.lists(st.integers(0, 25), max_size=2),
+)
+def test_read_boundaries_do_not_change_the_records(
+    pieces: list[tuple[str, bool, bytes]], cuts: list[int], rule: str | None, garbage: list[int]
+) -> None:
+    lines = [
+        b"2026-11-29T10:00:0"
+        + str(i % 10).encode()
+        + b".5Z "
+        + s.encode()
+        + b" "
+        + (b"P " if p else b"F ")
+        + m
+        for i, (s, p, m) in enumerate(pieces)
+    ]
+    for g in garbage:
+        lines.insert(min(g, len(lines)), b"not a cri line")
+
+    def frame(bounds: list[int]) -> list[tuple[str, str, int, bool]]:
+        ml = None
+        if rule == "start":
+            ml = MultilineRule.build(mode="start", pattern=r"^[a-m]")
+        elif rule is not None:
+            ml = preset(rule)
+        f = Feeder(Framer("cri", ml))
+        out: list[Framed] = []
+        prev = 0
+        for b in [*sorted(bounds), len(lines)]:
+            out += f.push(*lines[prev:b])
+            prev = max(prev, b)
+        out += f.framer.flush()
+        return sorted(
+            (r.stream or "", ln.decode("utf-8", "replace"), o, r.malformed)
+            for r in out
+            for ln, o in zip(r.lines, r.offsets, strict=True)
+        )
+
+    assert frame([min(c, len(lines)) for c in cuts]) == frame([])

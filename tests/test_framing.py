@@ -251,6 +251,22 @@ def test_cri_timestamp_with_a_zone_offset_is_converted() -> None:
     ]
 
 
+@pytest.mark.parametrize("zone", ["Z", "+01:00"])
+def test_cri_nanosecond_times_of_varying_width(zone: str) -> None:
+    # Many distinct fractions (as the kubelet writes them) take the integer-key path;
+    # a zone other than Z takes the exact one. Both give the same instants.
+    times = [
+        f"2026-11-29T10:00:{i % 60:02d}.{i * 7919 % 10**9:09d}".rstrip("0") for i in range(3000)
+    ]
+    times = [(t.rstrip(".") if t.endswith(".") else t) + zone for t in times]
+    f = Feeder(Framer("cri"))
+    (out,) = f.push(*(f"{t} stdout F line {i}" for i, t in enumerate(times)))
+    assert ns_of_keys(out.seconds or [], out.fractions or []) == [
+        parse_text_timestamp(t) for t in times
+    ]
+    assert texts([out]) == [f"line {i}" for i in range(3000)]
+
+
 def test_cri_partial_longer_than_the_line_limit_is_cut_and_the_rest_skipped() -> None:
     f = Feeder(Framer("cri", max_line=100))
     piece = "x" * 60

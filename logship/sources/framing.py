@@ -25,7 +25,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any, cast
 
 import orjson
@@ -190,17 +190,36 @@ _MID_STREAM = {
 _MID_PARTIAL = {mid: mid[8:9] == b"P" for mid in _MID_STREAM}
 
 
-def _utc_keys(seconds: list[bytes], fracs: list[bytes]) -> bool:
-    """Whether sliced keys are all valid RFC 3339 UTC times, checked per distinct key."""
+# Fraction and zone of many distinct UTC times, checked in one pass (joined by newlines).
+_UTC_FRACTIONS = re.compile(rb"(?:(?:\.\d{1,9})?Z\n)*")
+# Above this many distinct fractions in a batch (nanosecond times, as the kubelet and
+# docker write them), fractions become integer keys: classifying each distinct text key
+# would cost a Python call per line.
+_MANY_FRACTIONS = 1024
+
+
+def _utc_keys(seconds: list[bytes], fractions: list[bytes]) -> list[Any] | None:
+    """Fraction keys for sliced times (``fractions`` without the closing quote).
+
+    None unless every time is a valid RFC 3339 UTC time; checked per distinct key.
+    """
     distinct = set(seconds)
-    dfracs = set(fracs)
-    for k in dfracs.difference(FRACTION_NS.keys()):
+    if not all(len(k) == 19 and k[4:5] == b"-" and k[10:11] == b"T" for k in distinct) or (
+        None in map(SECONDS_NS.__getitem__, distinct)
+    ):
+        return None
+    dfracs = set(fractions)
+    if len(dfracs) > _MANY_FRACTIONS:
+        if _UTC_FRACTIONS.fullmatch(b"\n".join(dfracs) + b"\n") is None:
+            return None
+        getitem: Callable[[bytes, slice], bytes] = operator.getitem  # type: ignore[assignment]
+        digits = map(getitem, fractions, repeat(slice(1, -1)))
+        return list(map(int, map(bytes.ljust, digits, repeat(9), repeat(b"0"))))
+    keys = list(map(operator.add, fractions, repeat(_QUOTE)))
+    dkeys = set(keys)
+    for k in dkeys.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # classifies the key (fills EXACT_FRACTIONS)
-    return (
-        all(len(k) == 19 and k[4:5] == b"-" and k[10:11] == b"T" for k in distinct)
-        and None not in map(SECONDS_NS.__getitem__, distinct)
-        and not EXACT_FRACTIONS.intersection(dfracs)
-    )
+    return None if EXACT_FRACTIONS.intersection(dkeys) else keys
 
 
 def parse_cri(lines: list[bytes]) -> _Columns:
@@ -234,15 +253,15 @@ def parse_cri(lines: list[bytes]) -> _Columns:
             msgs = list(map(getitem, lines, map(slice, ends, repeat(None))))
             fracs = list(map(getitem, lines, map(slice, repeat(19), spaces)))
     if ok:
-        fracs = list(map(operator.add, fracs, repeat(_QUOTE)))
         seconds: list[bytes] = list(map(getitem, lines, repeat(slice(0, 19))))
-        if _utc_keys(seconds, fracs):
+        keys = _utc_keys(seconds, fracs)
+        if keys is not None:
             return (
                 list(map(_MID_STREAM.__getitem__, mids)),
                 list(map(_MID_PARTIAL.__getitem__, mids)),
                 msgs,
                 seconds,
-                fracs,
+                keys,
             )
     return _parse_cri_slow(list(map(bytes.split, lines, repeat(b" "), repeat(3))))
 
@@ -325,10 +344,10 @@ def _parse_docker_fast(objs: list[Any]) -> _Columns | None:
     except UnicodeEncodeError:
         return None
     seconds = list(map(getitem, encoded, repeat(slice(0, 19))))
-    fracs = list(map(operator.add, map(getitem, encoded, repeat(slice(19, None))), repeat(_QUOTE)))
-    if not _utc_keys(seconds, fracs):
+    keys = _utc_keys(seconds, list(map(getitem, encoded, repeat(slice(19, None)))))
+    if keys is None:
         return None
-    return cast("list[str | None]", streams), [False] * len(objs), msgs, seconds, fracs
+    return cast("list[str | None]", streams), [False] * len(objs), msgs, seconds, keys
 
 
 def _parse_docker_slow(objs: list[Any]) -> _Columns:
@@ -456,13 +475,13 @@ class Framer:
             if len(names) == 1 and len(result) == 0:
                 cols = (msgs, offsets, seconds, fracs, partial)
             else:
-                idx = [i for i, s in enumerate(streams) if s == name]
+                sel = list(map(operator.eq, streams, repeat(name)))  # selectors, in C
                 cols = (
-                    [msgs[i] for i in idx],
-                    [offsets[i] for i in idx],
-                    [seconds[i] for i in idx],
-                    [fracs[i] for i in idx],
-                    [partial[i] for i in idx],
+                    list(compress(msgs, sel)),
+                    list(compress(offsets, sel)),
+                    list(compress(seconds, sel)),
+                    list(compress(fracs, sel)),
+                    list(compress(partial, sel)),
                 )
             m, o, s, f = self._join(st, *cols)
             out = self._group(st, m, o, s, f)

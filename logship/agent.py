@@ -27,7 +27,7 @@ from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
-from logship.sources.framing import Framer, MultilineRule
+from logship.sources.framing import Framer
 from logship.sources.globs import excluded
 from logship.sources.identity import fingerprint, fingerprint_matches
 from logship.sources.podpath import POD_LABELS, pod_identity
@@ -175,24 +175,7 @@ class Agent:
 
     def framer_for(self, source: str) -> Framer:
         """A fresh framing state for one file of ``source`` (container format, multiline)."""
-        src = self.cfg.sources[source]
-        rule = None
-        ml = src.multiline
-        if ml is not None:
-            rule = MultilineRule.build(
-                preset=ml.preset,
-                mode=ml.mode,
-                pattern=ml.pattern,
-                timeout=ml.timeout,
-                max_lines=ml.max_lines,
-                max_bytes=int(ml.max_bytes),
-            )
-        return Framer(
-            src.format,
-            rule,
-            timeout=self.cfg.tailing.partial_line_timeout,
-            max_line=int(self.cfg.tailing.max_line_size),
-        )
+        return Framer.for_source(self.cfg.sources[source], self.cfg.tailing)
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)

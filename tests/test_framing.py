@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logship.config.model import MultilineConfig, TailingConfig
 from logship.parsing.timestamps import ns_of_keys, parse_text_timestamp
 from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer, MultilineRule
 from logship.sources.podpath import pod_identity
@@ -45,7 +46,18 @@ def texts(framed: list[Framed]) -> list[str]:
 
 
 def preset(name: str, **kw: int | float) -> MultilineRule:
-    return MultilineRule.build(preset=name, **kw)  # type: ignore[arg-type]
+    return MultilineRule.from_config(MultilineConfig(preset=name, **kw))  # type: ignore[arg-type]
+
+
+def rule_of(mode: str, pattern: str, **kw: int | float) -> MultilineRule:
+    cfg = MultilineConfig(mode=mode, pattern=pattern, **kw)  # type: ignore[arg-type]
+    return MultilineRule.from_config(cfg)
+
+
+def make_framer(fmt: str, rule: MultilineRule | None = None, **tailing: int) -> Framer:
+    """A framer for ``fmt`` with the config's defaults (and ``tailing`` overrides)."""
+    t = TailingConfig(**tailing)  # type: ignore[arg-type]
+    return Framer(fmt, rule, timeout=t.partial_line_timeout, max_line=int(t.max_line_size))
 
 
 JAVA = [
@@ -92,7 +104,7 @@ GO = [
     ],
 )
 def test_presets_group_stack_traces(name: str, lines: list[str], want: list[list[int]]) -> None:
-    f = Feeder(Framer("raw", preset(name)))
+    f = Feeder(make_framer("raw", preset(name)))
     out = f.push(*lines)
     out += f.framer.flush()  # end of input: the last record is complete
     starts = offsets_of([x.encode() for x in lines])
@@ -100,7 +112,7 @@ def test_presets_group_stack_traces(name: str, lines: list[str], want: list[list
 
 
 def test_open_group_is_held_and_its_start_is_the_hold_offset() -> None:
-    f = Feeder(Framer("raw", preset("java")))
+    f = Feeder(make_framer("raw", preset("java")))
     out = f.push(*JAVA[:5])
     # The started trace may continue in the next read: only the first record is out.
     assert texts(out) == [JAVA[0]]
@@ -112,7 +124,7 @@ def test_open_group_is_held_and_its_start_is_the_hold_offset() -> None:
 
 
 def test_timeout_flushes_an_open_group_only_after_the_timeout() -> None:
-    f = Feeder(Framer("raw", preset("java", timeout=0.5)))
+    f = Feeder(make_framer("raw", preset("java", timeout=0.5)))
     f.now = 10.0
     f.push(*JAVA[1:4])
     assert f.framer.deadline() == 10.5
@@ -126,7 +138,7 @@ def test_timeout_flushes_an_open_group_only_after_the_timeout() -> None:
 
 
 def test_timeout_is_per_stream() -> None:
-    f = Feeder(Framer("cri", preset("python", timeout=1.0)))
+    f = Feeder(make_framer("cri", preset("python", timeout=1.0)))
     f.push("2026-11-29T10:00:00Z stderr F Traceback (most recent call last):")
     f.now = 0.9
     f.push("2026-11-29T10:00:01Z stdout F busy")
@@ -136,8 +148,8 @@ def test_timeout_is_per_stream() -> None:
 
 
 def test_start_mode() -> None:
-    rule = MultilineRule.build(mode="start", pattern=r"^\d{4}-")
-    f = Feeder(Framer("raw", rule))
+    rule = rule_of("start", r"^\d{4}-")
+    f = Feeder(make_framer("raw", rule))
     out = f.push("orphan", "2026 not a date", "2026-01-01 a", "  more", "2026-01-02 b")
     out += f.framer.flush()
     # A line before any start line opens a record of its own.
@@ -145,15 +157,15 @@ def test_start_mode() -> None:
 
 
 def test_end_mode() -> None:
-    rule = MultilineRule.build(mode="end", pattern=r";$")
-    f = Feeder(Framer("raw", rule))
+    rule = rule_of("end", r";$")
+    f = Feeder(make_framer("raw", rule))
     out = f.push("SELECT *", "FROM t;", "DELETE", "FROM u;", "UPDATE")
     assert texts(out) == ["SELECT *\nFROM t;", "DELETE\nFROM u;"]
     assert f.framer.hold_start == len("SELECT *\nFROM t;\nDELETE\nFROM u;\n")
 
 
 def test_max_lines_closes_a_record_and_counts_it() -> None:
-    f = Feeder(Framer("raw", preset("java", max_lines=3)))
+    f = Feeder(make_framer("raw", preset("java", max_lines=3)))
     out = f.push(*JAVA[1:8]) + f.framer.flush()
     assert texts(out) == ["\n".join(JAVA[1:4]), "\n".join(JAVA[4:7]), JAVA[7]]
     assert f.framer.take_counts() == (0, 2, 0)
@@ -161,7 +173,7 @@ def test_max_lines_closes_a_record_and_counts_it() -> None:
 
 def test_max_bytes_closes_a_record_before_it_grows_past_the_limit() -> None:
     lines = ["head", *(f"\tat frame{i}" for i in range(10))]
-    f = Feeder(Framer("raw", preset("java", max_bytes=30)))
+    f = Feeder(make_framer("raw", preset("java", max_bytes=30)))
     out = f.push(*lines) + f.framer.flush()
     assert all(len(r) <= 30 for r in texts(out))
     assert "\n".join(texts(out)) == "\n".join(lines)  # nothing lost, only cut
@@ -174,7 +186,7 @@ def test_cri_partials_are_joined_with_the_first_fragments_offset_and_time() -> N
         "2026-11-29T10:00:01Z stdout F third",
         "2026-11-29T10:00:02.25Z stdout F whole",
     ]
-    f = Feeder(Framer("cri"))
+    f = Feeder(make_framer("cri"))
     out = f.push(*lines[:2])
     assert out == []
     assert f.framer.hold_start == 0
@@ -202,7 +214,7 @@ def test_cri_streams_never_mix() -> None:
         "2026-11-29T10:00:03Z stdout F next stdout",
         "2026-11-29T10:00:03Z stderr F next stderr",
     ]
-    f = Feeder(Framer("cri", preset("python")))
+    f = Feeder(make_framer("cri", preset("python")))
     out = f.push(*lines) + f.framer.flush()
     got = sorted((s or "", t) for s, t, _ in records(out))
     assert got == [
@@ -214,7 +226,7 @@ def test_cri_streams_never_mix() -> None:
 
 
 def test_interleaved_open_records_hold_the_earliest_start() -> None:
-    f = Feeder(Framer("cri"))
+    f = Feeder(make_framer("cri"))
     out = f.push(
         "2026-11-29T10:00:00Z stderr P err-part ",
         "2026-11-29T10:00:00Z stdout F out-done",
@@ -234,7 +246,7 @@ def test_malformed_container_lines_are_kept_whole_and_counted() -> None:
         "2026-11-29T10:00:00Z stdout X bad tag",
         "2026-11-29T10:00:00Z stdout F",
     ]
-    f = Feeder(Framer("cri"))
+    f = Feeder(make_framer("cri"))
     out = f.push(*lines)
     bad = [r for r in out if r.malformed]
     assert texts(bad) == lines[1:5]
@@ -244,7 +256,7 @@ def test_malformed_container_lines_are_kept_whole_and_counted() -> None:
 
 
 def test_cri_timestamp_with_a_zone_offset_is_converted() -> None:
-    f = Feeder(Framer("cri"))
+    f = Feeder(make_framer("cri"))
     (out,) = f.push("2026-11-29T12:00:00.5+02:00 stdout F hi")
     assert ns_of_keys(out.seconds or [], out.fractions or []) == [
         parse_text_timestamp("2026-11-29T10:00:00.5Z")
@@ -259,7 +271,7 @@ def test_cri_nanosecond_times_of_varying_width(zone: str) -> None:
         f"2026-11-29T10:00:{i % 60:02d}.{i * 7919 % 10**9:09d}".rstrip("0") for i in range(3000)
     ]
     times = [(t.rstrip(".") if t.endswith(".") else t) + zone for t in times]
-    f = Feeder(Framer("cri"))
+    f = Feeder(make_framer("cri"))
     (out,) = f.push(*(f"{t} stdout F line {i}" for i, t in enumerate(times)))
     assert ns_of_keys(out.seconds or [], out.fractions or []) == [
         parse_text_timestamp(t) for t in times
@@ -268,7 +280,7 @@ def test_cri_nanosecond_times_of_varying_width(zone: str) -> None:
 
 
 def test_cri_partial_longer_than_the_line_limit_is_cut_and_the_rest_skipped() -> None:
-    f = Feeder(Framer("cri", max_line=100))
+    f = Feeder(make_framer("cri", max_line_size=100))
     piece = "x" * 60
     out = f.push(
         f"2026-11-29T10:00:00Z stdout P {piece}",
@@ -294,7 +306,7 @@ def test_docker_partials_and_streams() -> None:
         docker('{"msg":"json app line"}\n'),
         '{"log": "no stream or time\\n"}',
     ]
-    f = Feeder(Framer("docker"))
+    f = Feeder(make_framer("docker"))
     out = f.push(*lines)
     starts = offsets_of([x.encode() for x in lines])
     assert sorted(records(out), key=lambda r: r[2]) == [
@@ -316,7 +328,7 @@ def test_docker_whole_lines() -> None:
         docker("two\n", "stderr", time="2026-11-29T10:00:01.5Z"),
         docker("ünï\n"),
     ]
-    f = Feeder(Framer("docker"))
+    f = Feeder(make_framer("docker"))
     out = f.push(*lines)
     starts = offsets_of([x.encode() for x in lines])
     assert sorted(records(out), key=lambda r: r[2]) == [
@@ -342,13 +354,6 @@ def test_pod_identity_from_the_kubelet_path() -> None:
     assert pod_identity("/var/log/app/nginx/3.log") == {}
 
 
-def test_bad_rules_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown preset"):
-        MultilineRule.build(preset="cobol")
-    with pytest.raises(ValueError, match="mode"):
-        MultilineRule.build(pattern="x")
-
-
 # -- properties ------------------------------------------------------------------------------
 
 line_bytes = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b""))
@@ -365,10 +370,10 @@ def test_framing_never_raises_on_arbitrary_bytes(
 ) -> None:
     ml = None
     if rule in ("start", "end"):
-        ml = MultilineRule.build(mode=rule, pattern=r"^\d")
+        ml = rule_of(rule, r"^\d")
     elif rule is not None:
         ml = preset(rule, max_lines=3)
-    f = Feeder(Framer(fmt, ml))
+    f = Feeder(make_framer(fmt, ml))
     seen = []
     safe = 0  # where the tailer's checkpoint may go: it never moves back
     for chunk in chunks:
@@ -403,8 +408,8 @@ def test_cri_joining_is_lossless_per_stream(
         b"2026-11-29T10:00:00.1Z " + s.encode() + (b" P " if p else b" F ") + m
         for s, p, m in pieces
     ]
-    rule = MultilineRule.build(mode="continue", pattern=r"^ ") if multi else None
-    f = Feeder(Framer("cri", rule))
+    rule = rule_of("continue", r"^ ") if multi else None
+    f = Feeder(make_framer("cri", rule))
     out = f.push(*lines[:split]) + f.push(*lines[split:]) + f.framer.flush()
     assert not any(r.malformed for r in out)
     for stream in ("stdout", "stderr"):
@@ -424,8 +429,8 @@ def test_cri_joining_is_lossless_per_stream(
     max_lines=st.integers(1, 5),
 )
 def test_multiline_joining_is_lossless(lines: list[str], mode: str, max_lines: int) -> None:
-    rule = MultilineRule.build(mode=mode, pattern=r"^[ \t]", max_lines=max_lines)
-    f = Feeder(Framer("raw", rule))
+    rule = rule_of(mode, r"^[ \t]", max_lines=max_lines)
+    f = Feeder(make_framer("raw", rule))
     half = len(lines) // 2
     out = f.push(*lines[:half]) + f.push(*lines[half:]) + f.framer.flush()
     assert "\n".join(texts(out)) == "\n".join(lines)
@@ -466,7 +471,6 @@ def test_tailer_checkpoint_and_budget_with_an_open_group(tmp_path: Path) -> None
     import asyncio
     import os
 
-    from logship.config.model import TailingConfig
     from logship.parsing.batch import Batch, SourceInfo
     from logship.pipeline.acks import AckTracker, FileAcks
     from logship.pipeline.budget import MemoryBudget
@@ -501,7 +505,7 @@ def test_tailer_checkpoint_and_budget_with_an_open_group(tmp_path: Path) -> None
             tailing=TailingConfig(),
             telemetry=Telemetry(),
             once=False,
-            framer=Framer("raw", preset("java")),
+            framer=make_framer("raw", preset("java")),
         )
         await t._read_available()
         assert [b.lines for b in got] == [[JAVA[0].encode()]]
@@ -547,10 +551,10 @@ def test_read_boundaries_do_not_change_the_records(
     def frame(bounds: list[int]) -> list[tuple[str, str, int, bool]]:
         ml = None
         if rule == "start":
-            ml = MultilineRule.build(mode="start", pattern=r"^[a-m]")
+            ml = rule_of("start", r"^[a-m]")
         elif rule is not None:
             ml = preset(rule)
-        f = Feeder(Framer("cri", ml))
+        f = Feeder(make_framer("cri", ml))
         out: list[Framed] = []
         prev = 0
         for b in [*sorted(bounds), len(lines)]:
@@ -564,3 +568,17 @@ def test_read_boundaries_do_not_change_the_records(
         )
 
     assert frame([min(c, len(lines)) for c in cuts]) == frame([])
+
+
+def test_framer_for_a_source_takes_everything_from_the_config() -> None:
+    from logship.config.model import SourceConfig
+
+    src = SourceConfig.model_validate(
+        {"include": ["x.log"], "format": "cri", "multiline": {"preset": "go", "timeout": "250ms"}}
+    )
+    f = Framer.for_source(src, TailingConfig.model_validate({"max_line_size": "1KiB"}))
+    assert f.container and f.rule is not None
+    assert (f.rule.mode, f.rule.max_lines, f.rule.max_bytes) == ("continue", 500, 256 * 1024)
+    assert (f.timeout, f.max_line) == (0.25, 1024)
+    plain = Framer.for_source(SourceConfig.model_validate({"include": ["x.log"]}), TailingConfig())
+    assert not plain.active  # plain lines skip framing altogether

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 import orjson
 
+from logship.config.model import MultilineConfig, SourceConfig, TailingConfig
 from logship.parsing.formats import CONTAINER_FORMATS
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
@@ -82,36 +83,24 @@ class MultilineRule:
 
     ``mode`` says what ``pattern`` marks: ``start`` the first line of a record,
     ``continue`` a line that belongs to the record before it, ``end`` the last
-    line of a record.
+    line of a record. Defaults live in :class:`MultilineConfig`, not here.
     """
 
     mode: str
     pattern: re.Pattern[bytes]
-    timeout: float = 1.0
-    max_lines: int = 500
-    max_bytes: int = 256 * 1024
+    timeout: float
+    max_lines: int
+    max_bytes: int
 
     @classmethod
-    def build(
-        cls,
-        *,
-        preset: str | None = None,
-        mode: str | None = None,
-        pattern: str | None = None,
-        timeout: float = 1.0,
-        max_lines: int = 500,
-        max_bytes: int = 256 * 1024,
-    ) -> MultilineRule:
-        """From a preset name or a mode and a pattern; ``re.error`` or ``ValueError`` if bad."""
-        if preset is not None:
-            if preset not in PRESETS:
-                raise ValueError(
-                    f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}"
-                )
-            mode, pattern = PRESETS[preset]
+    def from_config(cls, cfg: MultilineConfig) -> MultilineRule:
+        """From a validated config: a preset, or a mode and a pattern."""
+        mode, pattern = PRESETS[cfg.preset] if cfg.preset is not None else (cfg.mode, cfg.pattern)
         if mode not in MODES or pattern is None:
             raise ValueError("set a preset, or a mode (start, continue or end) and a pattern")
-        return cls(mode, re.compile(pattern.encode()), timeout, max(1, max_lines), max_bytes)
+        return cls(
+            mode, re.compile(pattern.encode()), cfg.timeout, cfg.max_lines, int(cfg.max_bytes)
+        )
 
 
 @dataclass(slots=True)
@@ -389,10 +378,10 @@ class Framer:
     def __init__(
         self,
         fmt: str,
-        multiline: MultilineRule | None = None,
+        multiline: MultilineRule | None,
         *,
-        timeout: float = 1.0,
-        max_line: int = 256 * 1024,
+        timeout: float,
+        max_line: int,
     ) -> None:
         self.container = fmt in CONTAINER_FORMATS
         self.parse = parse_docker if fmt == "docker" else parse_cri
@@ -406,6 +395,17 @@ class Framer:
         self.malformed = 0
         self.cut = 0
         self.truncated = 0
+
+    @classmethod
+    def for_source(cls, src: SourceConfig, tailing: TailingConfig) -> Framer:
+        """A fresh framing state for one file of a source."""
+        rule = MultilineRule.from_config(src.multiline) if src.multiline is not None else None
+        return cls(
+            src.format,
+            rule,
+            timeout=tailing.partial_line_timeout,
+            max_line=int(tailing.max_line_size),
+        )
 
     @property
     def active(self) -> bool:

@@ -11,6 +11,11 @@ yet, emits the last partial line and closes. Truncation (copytruncate) is seen
 as a size below the read offset; it is counted and reading restarts at 0 once
 everything read before it is delivered, so the checkpoint never mixes offsets of
 the old and the new content.
+
+With a container format or a multiline rule, lines go through the file's
+:class:`~logship.sources.framing.Framer` before they are submitted; what it
+holds back (an open record) keeps the submitted end offset at the record's first
+byte, so the checkpoint never passes it, and its bytes stay in the budget.
 """
 
 from __future__ import annotations

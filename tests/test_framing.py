@@ -582,3 +582,29 @@ def test_framer_for_a_source_takes_everything_from_the_config() -> None:
     assert (f.timeout, f.max_line) == (0.25, 1024)
     plain = Framer.for_source(SourceConfig.model_validate({"include": ["x.log"]}), TailingConfig())
     assert not plain.active  # plain lines skip framing altogether
+
+
+docker_piece = st.tuples(
+    st.sampled_from(["stdout", "stderr"]),
+    st.booleans(),  # partial: no trailing newline in `log`
+    st.text(max_size=20).map(lambda t: t.replace("\n", "").replace("\r", "")),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(docker_piece, max_size=25), split=st.integers(0, 25))
+def test_docker_joining_is_lossless_per_stream(
+    pieces: list[tuple[str, bool, str]], split: int
+) -> None:
+    lines = [docker(t if p else t + "\n", s) for s, p, t in pieces]
+    f = Feeder(make_framer("docker"))
+    out = f.push(*lines[:split]) + f.push(*lines[split:]) + f.framer.flush()
+    assert not any(r.malformed for r in out)
+    for stream in ("stdout", "stderr"):
+        sent = "".join(t for s, _, t in pieces if s == stream)
+        got = [ln.decode() for r in out if r.stream == stream for ln in r.lines]
+        assert "".join(got) == sent
+        # One record per newline-terminated piece, plus a trailing fragment flushed at the end.
+        ends = sum(1 for s, p, _ in pieces if s == stream and not p)
+        tail = next((p for s, p, _ in reversed(pieces) if s == stream), False)
+        assert len(got) == ends + (1 if tail else 0)

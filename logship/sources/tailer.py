@@ -34,13 +34,12 @@ from logship.parsing.batch import Batch, SourceInfo
 from logship.parsing.timestamps import TimestampColumn, text_format_of
 from logship.pipeline.acks import FileAcks
 from logship.pipeline.budget import MemoryBudget
-from logship.sources.framing import Framed, Framer
+from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer
 from logship.sources.identity import FINGERPRINT_BYTES, fingerprint
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.tailer")
 
-TRUNCATION_MARKER = b"...[truncated by logship]"
 # Memory accounted per line on top of its bytes (object header, list slot, parse caches).
 LINE_OVERHEAD = 64
 

@@ -243,3 +243,38 @@ def test_bad_multiline_option_is_a_clear_error(tmp_path: Path, spec: str, error:
     )
     assert r.returncode == 2
     assert error in r.stderr
+
+
+def test_restart_with_an_open_stdout_group_and_later_stderr_lines(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    """Nothing is lost; what is re-sent (stderr after the open stdout group) Loki drops."""
+    log = tmp_path / "0.log"
+    state = tmp_path / "state"
+    env = {"LOGSHIP_SOURCES__TAIL__MULTILINE__TIMEOUT": "5m"}
+    args = ["tail", "--format", "cri", "--multiline", "python", "--state-dir", str(state)]
+    args += ["--to", f"loki:{loki.url}"]
+    t = [cri_time(i) for i in range(6)]
+    write_lines(
+        log,
+        [
+            f"{t[0]} stdout F ready",
+            f"{t[1]} stdout F Traceback (most recent call last):",
+            f"{t[2]} stderr F warning one",
+            f'{t[3]} stdout F   File "app.py", line 1, in <module>',
+            f"{t[3]} stderr F warning two",
+        ],
+    )
+    a = agents(*args, "--from-beginning", str(log), env=env)
+    # Each stream's last record may still continue: "warning two" waits like the trace.
+    loki.wait_for(lambda s: sorted(s.lines()) == ["ready", "warning one"], 30)
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+    write_lines(log, [f"{t[4]} stdout F ValueError: bad", f"{t[5]} stdout F done"])
+    b = agents(*args, "--once", str(log), env=env)
+    assert b.wait(120) == 0, b.stderr
+    trace = 'Traceback (most recent call last):\n  File "app.py", line 1, in <module>\n'
+    assert Counter(loki.lines()) == Counter(
+        ["ready", "warning one", "warning two", trace + "ValueError: bad", "done"]
+    )
+    assert {e.line for e in loki.duplicates} <= {"warning one"}

@@ -255,11 +255,18 @@ def test_malformed_container_lines_are_kept_whole_and_counted() -> None:
     assert f.framer.take_counts() == (4, 0, 0)
 
 
-def test_cri_timestamp_with_a_zone_offset_is_converted() -> None:
+@pytest.mark.parametrize(
+    "times",
+    [
+        ["2026-11-29T12:00:00.5+02:00", "2026-11-29T12:00:01+02:00"],  # one zone per batch
+        ["2026-11-29T12:00:00.5+02:00", "2026-11-29T05:00:01-05:00", "2026-11-29T10:00:02Z"],
+    ],
+)
+def test_cri_timestamps_with_zone_offsets_are_converted(times: list[str]) -> None:
     f = Feeder(make_framer("cri"))
-    (out,) = f.push("2026-11-29T12:00:00.5+02:00 stdout F hi")
+    (out,) = f.push(*(f"{t} stdout F hi" for t in times))
     assert ns_of_keys(out.seconds or [], out.fractions or []) == [
-        parse_text_timestamp("2026-11-29T10:00:00.5Z")
+        parse_text_timestamp(t) for t in times
     ]
 
 

@@ -189,28 +189,48 @@ _UTC_FRACTIONS = re.compile(rb"(?:(?:\.\d{1,9})?Z\n)*")
 _MANY_FRACTIONS = 1024
 
 
-def _utc_keys(seconds: list[bytes], fractions: list[bytes]) -> list[Any] | None:
-    """Fraction keys for sliced times (``fractions`` without the closing quote).
+_ZONE = re.compile(rb"[+-]\d\d:\d\d")
+_NS = 1_000_000_000
 
-    None unless every time is a valid RFC 3339 UTC time; checked per distinct key.
+
+def _utc_keys(seconds: list[bytes], fractions: list[bytes]) -> tuple[list[Any], list[Any]] | None:
+    """Timestamp keys for sliced times (``fractions`` without the closing quote).
+
+    None unless every time is a valid RFC 3339 time in UTC, or in one zone shared by
+    the whole batch (a node not on UTC); checked per distinct key.
     """
     distinct = set(seconds)
     if not all(len(k) == 19 and k[4:5] == b"-" and k[10:11] == b"T" for k in distinct) or (
         None in map(SECONDS_NS.__getitem__, distinct)
     ):
         return None
+    getitem: Callable[[bytes, slice], bytes] = operator.getitem  # type: ignore[assignment]
     dfracs = set(fractions)
+    shift = 0
+    zones = set(map(getitem, dfracs, repeat(slice(-6, None))))
+    if len(zones) == 1 and _ZONE.fullmatch(zone := zones.pop()):
+        # One zone for the batch: read the times as UTC, then move the whole seconds.
+        shift = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (-1 if zone[:1] == b"-" else 1)
+        fractions = list(
+            map(operator.add, map(getitem, fractions, repeat(slice(0, -6))), repeat(b"Z"))
+        )
+        dfracs = set(fractions)
     if len(dfracs) > _MANY_FRACTIONS:
         if _UTC_FRACTIONS.fullmatch(b"\n".join(dfracs) + b"\n") is None:
             return None
-        getitem: Callable[[bytes, slice], bytes] = operator.getitem  # type: ignore[assignment]
         digits = map(getitem, fractions, repeat(slice(1, -1)))
-        return list(map(int, map(bytes.ljust, digits, repeat(9), repeat(b"0"))))
-    keys = list(map(operator.add, fractions, repeat(_QUOTE)))
-    dkeys = set(keys)
-    for k in dkeys.difference(FRACTION_NS.keys()):
-        FRACTION_NS[k]  # classifies the key (fills EXACT_FRACTIONS)
-    return None if EXACT_FRACTIONS.intersection(dkeys) else keys
+        keys: list[Any] = list(map(int, map(bytes.ljust, digits, repeat(9), repeat(b"0"))))
+    else:
+        keys = list(map(operator.add, fractions, repeat(_QUOTE)))
+        dkeys = set(keys)
+        for k in dkeys.difference(FRACTION_NS.keys()):
+            FRACTION_NS[k]  # classifies the key (fills EXACT_FRACTIONS)
+        if EXACT_FRACTIONS.intersection(dkeys):
+            return None
+    if not shift:
+        return seconds, keys
+    epoch = map(operator.floordiv, map(SECONDS_NS.__getitem__, seconds), repeat(_NS))
+    return list(map(operator.sub, epoch, repeat(shift))), keys
 
 
 def parse_cri(lines: list[bytes]) -> _Columns:
@@ -251,8 +271,8 @@ def parse_cri(lines: list[bytes]) -> _Columns:
                 list(map(_MID_STREAM.__getitem__, mids)),
                 list(map(_MID_PARTIAL.__getitem__, mids)),
                 msgs,
-                seconds,
-                keys,
+                keys[0],
+                keys[1],
             )
     return _parse_cri_slow(list(map(bytes.split, lines, repeat(b" "), repeat(3))))
 
@@ -338,7 +358,7 @@ def _parse_docker_fast(objs: list[Any]) -> _Columns | None:
     keys = _utc_keys(seconds, list(map(getitem, encoded, repeat(slice(19, None)))))
     if keys is None:
         return None
-    return cast("list[str | None]", streams), [False] * len(objs), msgs, seconds, keys
+    return cast("list[str | None]", streams), [False] * len(objs), msgs, keys[0], keys[1]
 
 
 def _parse_docker_slow(objs: list[Any]) -> _Columns:

@@ -234,7 +234,7 @@ class Tailer:
             if end is not None and self.read_offset >= end:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
-            await self.budget.acquire(want)
+            await self._acquire(want)
             if self.stopping:
                 self.budget.release(want)
                 break
@@ -258,6 +258,26 @@ class Tailer:
                 break
             await asyncio.sleep(0)  # let sinks run between chunks
         return got_any
+
+    async def _acquire(self, n: int) -> None:
+        """Reserve budget for a read; open records must not block their own completion.
+
+        The bytes the framer holds count in the budget. If they are all that fills it,
+        they are emitted now; otherwise the wait for room ends at the framer's timeout,
+        so a full budget never keeps an open record from being flushed.
+        """
+        while self.held and self.budget.would_block(n):
+            if self.budget.used <= self.held:
+                self._flush_framer()  # memory pressure: nothing else to wait for
+                continue
+            due = self.framer.deadline() if self.framer is not None else None
+            wait = None if due is None else max(0.01, due - time.monotonic())
+            try:
+                await asyncio.wait_for(self.budget.acquire(n), wait)
+                return
+            except TimeoutError:
+                self._flush_framer(time.monotonic())
+        await self.budget.acquire(n)
 
     def _consume(self, data: bytes, reserved: int) -> None:
         """Turn freshly read bytes into lines; ``reserved`` is what the budget holds for them."""

@@ -27,8 +27,10 @@ from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
+from logship.sources.framing import Framer
 from logship.sources.globs import compile_glob, excluded
 from logship.sources.identity import fingerprint, fingerprint_matches
+from logship.sources.podpath import POD_LABELS, pod_identity
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
 
@@ -162,7 +164,12 @@ class Agent:
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
-        info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
+        labels = dict(self.extra_labels(m.source))
+        pod = pod_identity(m.path)
+        for name in POD_LABELS:
+            if name in pod:
+                labels.setdefault(name, pod[name])
+        info = SourceInfo(m.source, m.path, src.format, labels, pod)
         t = Tailer(
             path=m.path,
             fd=fd,
@@ -175,6 +182,7 @@ class Agent:
             tailing=self.cfg.tailing,
             telemetry=self.telemetry,
             once=self.once,
+            framer=self.framer_for(m.source),
         )
         self.tailers[key] = t
         self.by_path[m.path] = t
@@ -193,6 +201,10 @@ class Agent:
         return any(compile_glob(p).matches(path) for p in old.include) and not excluded(
             path, old.exclude
         )
+
+    def framer_for(self, source: str) -> Framer:
+        """A fresh framing state for one file of ``source`` (container format, multiline)."""
+        return Framer.for_source(self.cfg.sources[source], self.cfg.tailing)
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)

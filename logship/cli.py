@@ -46,6 +46,21 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _parse_multiline(spec: str | None) -> dict[str, Any] | None:
+    """``java``/``python``/``go``, or ``MODE:REGEX`` with MODE start, continue or end."""
+    if spec is None:
+        return None
+    mode, sep, pattern = spec.partition(":")
+    if not sep:
+        return {"preset": spec}
+    if mode not in ("start", "continue", "end"):
+        raise click.BadParameter(
+            f"{spec!r}: expected java, python, go or start|continue|end:REGEX",
+            param_hint="--multiline",
+        )
+    return {"mode": mode, "pattern": pattern}
+
+
 def _run_agent(
     cfg: Any,
     once: bool,
@@ -188,10 +203,15 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "json", "raw"]),
+    type=click.Choice(["auto", "json", "raw", "cri", "docker"]),
     default="auto",
     show_default=True,
-    help="How lines are parsed.",
+    help="How lines are parsed; cri and docker read container runtime log files.",
+)
+@click.option(
+    "--multiline",
+    metavar="PRESET|MODE:REGEX",
+    help="Group lines into records: java, python, go, or start|continue|end:REGEX.",
 )
 @click.option("--http-listen", metavar="HOST:PORT", help=HTTP_LISTEN_HELP)
 @click.option(
@@ -216,6 +236,7 @@ def tail(
     fmt: str,
     http_listen: str | None,
     status: bool | None,
+    multiline: str | None,
     log_level: str,
 ) -> None:
     """Follow PATH_OR_GLOB files like tail -F and print or ship normalized records.
@@ -241,6 +262,9 @@ def tail(
         },
         "sinks": sinks,
     }
+    ml = _parse_multiline(multiline)
+    if ml is not None:
+        data["sources"]["tail"]["multiline"] = ml
     if state_dir is not None:
         data["checkpoint_dir"] = str(state_dir)
     if http_listen is not None:

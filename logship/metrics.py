@@ -103,6 +103,13 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         _S,
         "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.",
     ),
+    MetricDoc(
+        "logship_source_multiline_cut_records",
+        "counter",
+        "{record}",
+        _S,
+        "Multiline records closed early by multiline.max_lines or max_bytes.",
+    ),
     MetricDoc("logship_file_read_bytes", "counter", "By", _P, "Bytes read from the file."),
     MetricDoc(
         "logship_file_lag_bytes",
@@ -308,6 +315,7 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
         "logship_source_malformed_lines": per_source("malformed"),
         "logship_source_truncated_lines": per_source("truncated_lines"),
         "logship_source_invalid_utf8_lines": per_source("invalid_utf8_lines"),
+        "logship_source_multiline_cut_records": per_source("multiline_cut"),
         "logship_file_read_bytes": per_file("bytes_read"),
         "logship_file_lag_bytes": file_lag,
         "logship_file_rotations": per_file("rotations"),

@@ -44,6 +44,7 @@ class SourceStats:
     malformed: int = 0
     truncated_lines: int = 0
     invalid_utf8_lines: int = 0
+    multiline_cut: int = 0  # multiline records closed by max_lines / max_bytes
 
 
 class FileStats:
@@ -112,6 +113,9 @@ class Telemetry:
 
     def line_truncated(self, source: str, count: int = 1) -> None:
         self.sources[source].truncated_lines += count
+
+    def multiline_cut(self, source: str, count: int) -> None:
+        self.sources[source].multiline_cut += count
 
     # -- sinks ------------------------------------------------------------------------
     def sent(self, sink: str, records: int, nbytes: int) -> None:

@@ -174,11 +174,57 @@ class StdoutSinkConfig(StrictModel):
 SinkConfig = Annotated[LokiSinkConfig | StdoutSinkConfig, Field(discriminator="type")]
 
 
+class MultilineConfig(StrictModel):
+    """Lines grouped into one record (stack traces), per file and per container stream."""
+
+    preset: Literal["java", "python", "go"] | None = Field(
+        None, description="A ready rule for Java, Python or Go stack traces (sets mode/pattern)."
+    )
+    mode: Literal["start", "continue", "end"] | None = Field(
+        None,
+        description="What `pattern` marks: the first line of a record (start), a line that "
+        "belongs to the record before it (continue), or the last line of a record (end).",
+    )
+    pattern: str | None = Field(None, description="Regular expression (Python `re`) for `mode`.")
+    timeout: Duration = Field(
+        1.0, description="Emit an open record when its file or stream is idle this long."
+    )
+    max_lines: int = Field(500, ge=1, description="A record is closed at this many lines.")
+    max_bytes: ByteSize = Field(
+        ByteSize(256 * 1024),
+        description="A record is closed before it grows past this size (Loki's line limit).",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v.encode())
+            except re.error as e:
+                raise ValueError(f"invalid regular expression: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _preset_or_pattern(self) -> MultilineConfig:
+        if self.preset is not None:
+            if self.mode is not None or self.pattern is not None:
+                raise ValueError("set either preset, or mode and pattern, not both")
+        elif self.mode is None or self.pattern is None:
+            raise ValueError("set a preset (java, python, go), or both mode and pattern")
+        return self
+
+
 class SourceConfig(StrictModel):
     include: list[str] = Field(min_length=1, description="Glob patterns; `**` spans folders.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns to skip.")
-    format: Literal["auto", "json", "raw"] = Field(
-        "auto", description="auto: JSON objects are parsed, anything else is kept raw."
+    format: Literal["auto", "json", "raw", "cri", "docker"] = Field(
+        "auto",
+        description="auto: JSON objects are parsed, anything else is kept raw. cri / docker: "
+        "container runtime log files; their message is read like auto.",
+    )
+    multiline: MultilineConfig | None = Field(
+        None, description="Group lines into records (stack traces); null: one line, one record."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Static labels.")
     start_at: Literal["beginning", "end"] = Field(

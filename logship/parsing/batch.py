@@ -28,6 +28,10 @@ class SourceInfo:
     path: str
     format: str
     labels: dict[str, str] = field(default_factory=dict)
+    # Record attributes that are not labels: container stream, pod identity.
+    attributes: dict[str, str] = field(default_factory=dict)
+    # Container lines that did not parse: kept whole, flagged and counted.
+    malformed: bool = False
 
 
 class Batch:
@@ -54,6 +58,7 @@ class Batch:
         read_ns: int,
         telemetry: Telemetry | None = None,
         offsets: list[int] | None = None,
+        timestamps: TimestampColumn | None = None,
     ) -> None:
         self.info = info
         self.lines = lines
@@ -64,7 +69,8 @@ class Batch:
         self.telemetry = telemetry
         self.offsets = offsets
         self.ticket: Ticket | JoinTicket | None = None
-        self._ts: TimestampColumn | None = None
+        # Given when the timestamps come from outside the line (a container runtime's).
+        self._ts: TimestampColumn | None = timestamps
         self._records: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:

@@ -34,7 +34,9 @@ from logship.parsing.timestamps import (
 if TYPE_CHECKING:
     from logship.parsing.batch import Batch
 
-FORMATS = ("auto", "json", "raw")
+FORMATS = ("auto", "json", "raw", "cri", "docker")
+# Container formats carry their own timestamp; the message inside is read like ``auto``.
+CONTAINER_FORMATS = ("cri", "docker")
 TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
 LEVEL_KEYS = ("level", "lvl", "severity")
 MESSAGE_KEYS = ("msg", "message")
@@ -85,7 +87,7 @@ def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tu
         return matches
     # A line held a newline (a multiline record): match line by line.
     return [
-        m.groups() if (m := pattern.match(line.replace(b"\n", b" "))) else _NO_MATCH  # type: ignore[misc]
+        m.groups(b"") if (m := pattern.match(line.replace(b"\n", b" "))) else _NO_MATCH  # type: ignore[misc]
         for line in lines
     ]
 
@@ -207,11 +209,12 @@ def _decode(line: bytes) -> str:
 def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
     """The normalized record of every line (see README, "The normalized record")."""
     lines = batch.lines
-    objs, malformed = _parse_objects(lines, batch.info.format)
+    info = batch.info
+    fmt = "auto" if info.format in CONTAINER_FORMATS else info.format
+    objs, malformed = _parse_objects(lines, fmt)
     ts = batch.timestamps().ns()
     offsets = batch.line_offsets()
     observed = format_rfc3339(batch.read_ns)
-    info = batch.info
     labels = info.labels
     path = info.path
     records: list[dict[str, Any]] = []
@@ -247,8 +250,12 @@ def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
             "labels": labels,
             "source": {"path": path, "offset": offsets[i]},
         }
-        if (obj is None and info.format != "raw" and line.lstrip()[:1] == b"{") or (
-            obj is None and info.format == "json"
+        if info.attributes:
+            rec["attributes"] = info.attributes
+        if (
+            (obj is None and fmt != "raw" and line.lstrip()[:1] == b"{")
+            or (obj is None and fmt == "json")
+            or info.malformed
         ):
             rec["malformed"] = True
         append(rec)

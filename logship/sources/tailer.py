@@ -11,27 +11,35 @@ yet, emits the last partial line and closes. Truncation (copytruncate) is seen
 as a size below the read offset; it is counted and reading restarts at 0 once
 everything read before it is delivered, so the checkpoint never mixes offsets of
 the old and the new content.
+
+With a container format or a multiline rule, lines go through the file's
+:class:`~logship.sources.framing.Framer` before they are submitted; what it
+holds back (an open record) keeps the submitted end offset at the record's first
+byte, so the checkpoint never passes it, and its bytes stay in the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import operator
 import os
 import time
 from collections.abc import Callable
 
 from logship.config.model import TailingConfig
 from logship.parsing.batch import Batch, SourceInfo
+from logship.parsing.timestamps import TimestampColumn, text_format_of
 from logship.pipeline.acks import FileAcks
 from logship.pipeline.budget import MemoryBudget
+from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer
 from logship.sources.identity import FINGERPRINT_BYTES, fingerprint
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.tailer")
 
-TRUNCATION_MARKER = b"...[truncated by logship]"
 # Memory accounted per line on top of its bytes (object header, list slot, parse caches).
 LINE_OVERHEAD = 64
 
@@ -61,6 +69,7 @@ class Tailer:
         tailing: TailingConfig,
         telemetry: Telemetry,
         once: bool,
+        framer: Framer | None = None,
     ) -> None:
         self.path = path
         self.fd = fd
@@ -85,6 +94,11 @@ class Tailer:
         self.last_data = time.monotonic()
         self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
         self.seen_size = offset  # the file's size when last looked at (fstat, or a rescan)
+        # Container formats and multiline (None for plain lines: no framing cost at all).
+        self.framer = framer if framer is not None and framer.active else None
+        self.held = 0  # bytes the framer holds in open records, counted in the budget
+        self.submitted_end = offset
+        self.stream_infos: dict[tuple[str | None, bool], SourceInfo] = {}
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -128,6 +142,7 @@ class Tailer:
                 break
             if self.once:
                 self._flush_partial()
+                self._flush_framer()
                 return
             if await self._check_truncated():
                 continue
@@ -138,6 +153,7 @@ class Tailer:
                 idle_rounds_after_release += 1
                 if idle_rounds_after_release > 1:
                     self._flush_partial()
+                    self._flush_framer()
                     return
             elif (
                 self.carry
@@ -147,6 +163,7 @@ class Tailer:
             elif (
                 not self.carry
                 and not self.discarding
+                and not self._holding()
                 and (
                     self.close_requested
                     or time.monotonic() - self.last_data >= self.tailing.close_idle_after
@@ -156,13 +173,23 @@ class Tailer:
                 # offset when it grows, so many quiet files cost no descriptors.
                 self.dormant = True
                 return
+            if self.framer is not None:
+                due = self.framer.deadline()
+                if due is not None and time.monotonic() >= due:
+                    self._flush_framer(time.monotonic())
             await self._wait()
+
+    def _holding(self) -> bool:
+        return self.framer is not None and self.framer.hold_start is not None
 
     async def _wait(self) -> None:
         timeout = self.tailing.poll_interval
         if self.carry:
             remaining = self.tailing.partial_line_timeout - (time.monotonic() - self.last_data)
             timeout = max(0.01, min(timeout, remaining))
+        due = self.framer.deadline() if self.framer is not None else None
+        if due is not None:
+            timeout = max(0.01, min(timeout, due - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
         self.wake_event.clear()
@@ -190,10 +217,12 @@ class Tailer:
             extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
         )
         self.telemetry.truncated(self.path, lost)
+        # What the framer holds will never be completed by the old content: emit it.
+        self._flush_framer()
         # Offsets restart at 0: let everything read so far be delivered first.
         while self.acks.pending and not self.stopping:
             await asyncio.sleep(self.tailing.poll_interval)
-        self.read_offset = self.emitted_offset = 0
+        self.read_offset = self.emitted_offset = self.submitted_end = 0
         self.carry = b""
         self.skip_newline = self.discarding = False
         self.acks.committed = 0
@@ -214,7 +243,7 @@ class Tailer:
             if end is not None and self.read_offset >= end:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
-            await self.budget.acquire(want)
+            await self._acquire(want)
             if self.stopping:
                 self.budget.release(want)
                 break
@@ -239,6 +268,26 @@ class Tailer:
                 break
             await asyncio.sleep(0)  # let sinks run between chunks
         return got_any
+
+    async def _acquire(self, n: int) -> None:
+        """Reserve budget for a read; open records must not block their own completion.
+
+        The bytes the framer holds count in the budget. If they are all that fills it,
+        they are emitted now; otherwise the wait for room ends at the framer's timeout,
+        so a full budget never keeps an open record from being flushed.
+        """
+        while self.held and self.budget.would_block(n):
+            if self.budget.used <= self.held:
+                self._flush_framer()  # memory pressure: nothing else to wait for
+                continue
+            due = self.framer.deadline() if self.framer is not None else None
+            wait = None if due is None else max(0.01, due - time.monotonic())
+            try:
+                await asyncio.wait_for(self.budget.acquire(n), wait)
+                return
+            except TimeoutError:
+                self._flush_framer(time.monotonic())
+        await self.budget.acquire(n)
 
     def _consume(self, data: bytes, reserved: int) -> None:
         """Turn freshly read bytes into lines; ``reserved`` is what the budget holds for them."""
@@ -274,6 +323,14 @@ class Tailer:
                 self._emit([], 0)
                 return
         lines = complete.split(b"\n")
+        offsets = None
+        if self.framer is not None:  # physical starts, before lines are fixed or cut
+            offsets = list(
+                itertools.accumulate(
+                    map(operator.add, map(len, lines[:-1]), itertools.repeat(1)),
+                    initial=self.emitted_offset,
+                )
+            )
         if not complete.isascii():
             lines = self._valid_utf8(complete, lines)
         if b"\r" in complete:
@@ -281,10 +338,10 @@ class Tailer:
         if len(complete) > max_line and _may_hold_long_line(complete, max_line):
             lines = self._truncate_lines(lines, max_line)
         if len(self.carry) > max_line:
-            self._emit(lines, len(complete) + 1, reserved)
+            self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
             self._emit_overlong()
             return
-        self._emit(lines, len(complete) + 1, reserved)
+        self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
 
     def _valid_utf8(self, complete: bytes, lines: list[bytes]) -> list[bytes]:
         """Lines with invalid UTF-8 get U+FFFD in place of the bad bytes, and are counted.
@@ -359,8 +416,22 @@ class Tailer:
         self._emit([line], consumed, partial=True)
 
     def _emit(
-        self, lines: list[bytes], consumed: int, reserved: int = 0, partial: bool = False
+        self,
+        lines: list[bytes],
+        consumed: int,
+        reserved: int = 0,
+        partial: bool = False,
+        offsets: list[int] | None = None,
     ) -> None:
+        if self.framer is not None:
+            if offsets is None:  # callers with one line (or none) that starts here
+                offsets = [self.emitted_offset] * len(lines)
+            self.emitted_offset += consumed
+            framed = self.framer.push(lines, offsets, time.monotonic())
+            if lines:
+                self.telemetry.read(self.info.source, len(lines), consumed)
+            self._submit_framed(framed, reserved)
+            return
         start = self.emitted_offset
         self.emitted_offset += consumed
         nbytes = consumed
@@ -375,7 +446,95 @@ class Tailer:
             self.telemetry.read(self.info.source, len(lines), nbytes)
         self.submit(batch, self.acks, cost, partial)
 
+    def _flush_framer(self, now: float | None = None) -> None:
+        """Emit open records: those idle past the timeout, or all (end of file, --once)."""
+        if self.framer is not None and self.framer.hold_start is not None:
+            self._submit_framed(self.framer.flush(now), 0)
+
+    def _stream_info(self, f: Framed) -> SourceInfo:
+        """The record source of one container stream: ``stream`` as label and attribute."""
+        key = (f.stream, f.malformed)
+        info = self.stream_infos.get(key)
+        if info is None:
+            base = self.info
+            if f.malformed:
+                info = SourceInfo(
+                    base.source, base.path, "raw", base.labels, base.attributes, malformed=True
+                )
+            elif f.stream is None:
+                info = base
+            else:
+                info = SourceInfo(
+                    base.source,
+                    base.path,
+                    base.format,
+                    {**base.labels, "stream": f.stream},
+                    {**base.attributes, "stream": f.stream},
+                )
+            self.stream_infos[key] = info
+        return info
+
+    def _submit_framed(self, framed: list[Framed], reserved: int) -> None:
+        """Submit framed records; their end offset stops at the first byte still held.
+
+        The held bytes stay counted in the memory budget until they leave in a batch.
+        """
+        fr = self.framer
+        assert fr is not None
+        hold = fr.hold_start
+        end = self.emitted_offset if hold is None else min(hold, self.emitted_offset)
+        held = fr.held_bytes
+        malformed, cut, truncated = fr.take_counts()
+        source = self.info.source
+        if malformed:
+            self.telemetry.malformed(source, malformed)
+        if cut:
+            self.telemetry.multiline_cut(source, cut)
+        if truncated:
+            self.telemetry.line_truncated(source, truncated)
+        read_ns = time.time_ns()
+        out: list[tuple[Batch, int]] = []
+        total = held - self.held
+        for f in framed:
+            if not f.lines:
+                continue
+            ts = None
+            if f.seconds is not None and f.fractions is not None:
+                ts = TimestampColumn(
+                    f.seconds, f.fractions, text_format_of(set(f.seconds), set(f.fractions))
+                )
+            b = Batch(
+                self._stream_info(f),
+                f.lines,
+                f.offsets[0],
+                end,
+                read_ns,
+                self.telemetry,
+                f.offsets,
+                ts,
+            )
+            b.nbytes = sum(map(len, f.lines))
+            cost = b.nbytes + LINE_OVERHEAD * len(f.lines)
+            total += cost
+            out.append((b, cost))
+        self.held = held
+        if total > reserved:
+            self.budget.used += total - reserved
+        else:
+            self.budget.release(reserved - total)
+        # The checkpoint may end inside a line flushed without its newline only when
+        # nothing before it is held back.
+        partial = self.skip_newline and end == self.emitted_offset
+        if not out and end > self.submitted_end:
+            out.append((Batch(self.info, [], end, end, read_ns, self.telemetry), 0))
+        self.submitted_end = end
+        for b, cost in out:
+            self.submit(b, self.acks, cost, partial)
+
     def _close(self) -> None:
+        if self.held:
+            self.budget.release(self.held)  # open records are dropped, to be re-read
+            self.held = 0
         if not self.closed:
             self.closed = True
             with contextlib.suppress(OSError):

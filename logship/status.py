@@ -3,18 +3,22 @@
 Someone who runs ``logship tail --to loki:URL`` at a prompt sees nothing otherwise: the
 records go elsewhere and the agent's log is quiet until something fails. The line shows
 progress and trouble (lines/s, what each sink accepted, retries and errors, how far
-behind the files it is) and redraws in place. It is drawn with rich, which owns the
-terminal handling (width, cursor, keeping log lines above the live line), and only when
-stderr is a terminal, so pipes, files and container logs never get control characters.
+behind the files it is) and redraws in place, only when stderr is a terminal, so pipes,
+files and container logs never get control characters.
+
+Not drawn with rich (which DESIGN.md suggests): with rich installed, ``import httpx`` also
+imports rich and pygments for httpx's own command line, +0.2 G instructions at every start
+(~2 % of shipping a million lines); one line needs a carriage return and an erase code only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from logship.metrics import AgentView
@@ -57,34 +61,63 @@ def render(view: AgentView, rate: float) -> str:
     return " | ".join(parts)
 
 
+class _Terminal:
+    """stderr with one live line at the bottom: log records are written above it.
+
+    Log records are written through :meth:`write` (the log handler's stream while the line
+    is shown): the line is cleared, the record written, and the line drawn again.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.line = ""
+
+    def _draw(self) -> None:
+        width = shutil.get_terminal_size((120, 24)).columns
+        text = self.line if len(self.line) < width else self.line[: max(width - 2, 0)] + "…"
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+
+    def show(self, line: str) -> None:
+        self.line = line
+        self._draw()
+
+    def write(self, text: str) -> int:
+        self.stream.write("\r\x1b[2K" + text)
+        if text.endswith("\n"):
+            self._draw()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\r\x1b[2K" + self.line + "\n")  # the last state stays on screen
+        self.stream.flush()
+
+
 async def show(view: AgentView) -> None:
     """Redraw until cancelled; the agent's log lines print above the live line meanwhile."""
-    from rich.console import Console
-    from rich.live import Live
-    from rich.text import Text
-
-    console = Console(stderr=True)
+    term = _Terminal(sys.stderr)
     handlers = [
         h
         for h in logging.getLogger("logship").handlers
-        if isinstance(h, logging.StreamHandler) and h.stream is sys.__stderr__
+        if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr
     ]
+    previous = [h.setStream(term) for h in handlers]
     last_lines, last_t = 0, time.monotonic()
     rate = 0.0
-    live = Live(Text(""), console=console, refresh_per_second=4, redirect_stderr=True)
-    with live:
-        # Log records go through rich's stderr proxy, so they land above the status line.
-        previous: list[Any] = [h.setStream(sys.stderr) for h in handlers]
-        try:
-            while True:
-                now = time.monotonic()
-                lines = sum(s.lines for s in list(view.telemetry.sources.values()))
-                if now > last_t:
-                    rate = (lines - last_lines) / (now - last_t)
-                last_lines, last_t = lines, now
-                live.update(Text(render(view, rate), overflow="ellipsis", no_wrap=True))
-                await asyncio.sleep(REFRESH_S)
-        finally:
-            for h, stream in zip(handlers, previous, strict=True):
-                h.setStream(stream)
-            live.update(Text(render(view, rate), overflow="ellipsis", no_wrap=True))
+    try:
+        while True:
+            now = time.monotonic()
+            lines = sum(s.lines for s in list(view.telemetry.sources.values()))
+            if now > last_t:
+                rate = (lines - last_lines) / (now - last_t)
+            last_lines, last_t = lines, now
+            term.show(render(view, rate))
+            await asyncio.sleep(REFRESH_S)
+    finally:
+        term.line = render(view, rate)
+        for h, stream in zip(handlers, previous, strict=True):
+            h.setStream(stream)
+        term.close()

@@ -303,7 +303,7 @@ def test_resource_from_environment_and_config() -> None:
         "POD_NAMESPACE": "prod",
         "K8S_NODE_NAME": "node-a",
         "NODE_NAME": "ignored",
-        "CONTAINER_NAME": "",
+        "K8S_CONTAINER_NAME": "",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=a%20b,bad",
         "OTEL_SERVICE_NAME": "api",
     }

@@ -189,6 +189,11 @@ class OtlpSinkConfig(HttpSinkBase):
         description="Static resource attributes; they override detected ones and source labels.",
     )
 
+    @field_validator("service_name")
+    @classmethod
+    def _empty_is_unset(cls, v: str | None) -> str | None:
+        return v or None  # `${APP_NAME:-}` left empty: fall back as if unset
+
 
 class StdoutSinkConfig(StrictModel):
     """One compact JSON record per line on standard output."""

@@ -64,7 +64,7 @@ K8S_ENV: dict[str, tuple[str, ...]] = {
     "k8s.namespace.name": ("K8S_NAMESPACE_NAME", "POD_NAMESPACE"),
     "k8s.pod.name": ("K8S_POD_NAME", "POD_NAME"),
     "k8s.pod.uid": ("K8S_POD_UID", "POD_UID"),
-    "k8s.container.name": ("K8S_CONTAINER_NAME", "CONTAINER_NAME"),
+    "k8s.container.name": ("K8S_CONTAINER_NAME",),
     "k8s.node.name": ("K8S_NODE_NAME", "NODE_NAME"),
     "k8s.cluster.name": ("K8S_CLUSTER_NAME",),
     "k8s.deployment.name": ("K8S_DEPLOYMENT_NAME",),

@@ -448,3 +448,13 @@ def test_413_splits_and_acks_once() -> None:
     assert committed == sum(len(b'{"msg": "l%d"}' % i) + 1 for i in range(7))
     assert sent == 7
     assert sizes[0] == 7 and sum(n for n in sizes if n <= 2) == 7
+
+
+def test_caches_stay_bounded_when_every_line_has_new_keys() -> None:
+    enc = encoder()
+    for start in range(0, 10_500, 3_500):
+        lines = [b'{"msg": "m", "id-%d": %d}' % (i, i) for i in range(start, start + 3_500)]
+        body, count = enc.encode_protobuf([batch(lines)])
+        assert count == len(decode(body).resource_logs[0].scope_logs[0].log_records)
+    assert len(enc._shapes) <= 10_001
+    assert len(enc._int_attrs) <= 10_001

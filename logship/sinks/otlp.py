@@ -27,6 +27,7 @@ bytes against the official ``opentelemetry-proto`` classes.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
 import operator
@@ -408,7 +409,7 @@ class RecordEncoder:
         shape = self._shapes.get(keys)
         if shape is None:
             if len(self._shapes) > 10_000:
-                self._shapes.clear()
+                self._forget()
             shape = self._shapes[keys] = _Shape(keys)
         try:
             column = {k: list(map(operator.itemgetter(k), objs)) for k in keys}
@@ -439,6 +440,14 @@ class RecordEncoder:
             if src != body_key and src != level_key:
                 const += self._attribute(src, name, column[src], keys, pieces, lengths)
         return self._assemble(ns, pieces, lengths, const, tail, out)
+
+    def _forget(self) -> None:
+        """Bound the caches when lines have ever-new keys (ids used as keys)."""
+        self._shapes.clear()
+        self._str_heads.clear()
+        self._int_attrs.clear()
+        self._bool_attrs.clear()
+        self._float_heads.clear()
 
     def _attribute(
         self,
@@ -474,6 +483,10 @@ class RecordEncoder:
             if cache is None:
                 cache = self._str_heads[name] = _str_attr_head(name)
             lens = list(map(len, enc))
+            if lens.count(lens[0]) == len(lens):  # ids, fixed-format times: one header
+                head = cache[lens[0]]
+                pieces += [[head] * len(lens), enc]
+                return len(head) + lens[0]
             heads = list(map(cache.__getitem__, lens))
             pieces += [heads, enc]
             lengths += [list(map(len, heads)), lens]
@@ -481,12 +494,12 @@ class RecordEncoder:
         kinds = set(map(type, col))
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is float:
-            head = self._float_heads.get(name)
-            if head is None:
+            fhead = self._float_heads.get(name)
+            if fhead is None:
                 kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
-                head = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
-            pieces += [[head] * len(col), list(map(_DOUBLE, col))]
-            return len(head) + 8
+                fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
+            pieces += [[fhead] * len(col), list(map(_DOUBLE, col))]
+            return len(fhead) + 8
         if kind is int or kind is bool:
             caches = self._int_attrs if kind is int else self._bool_attrs
             vcache = caches.get(name)
@@ -496,7 +509,10 @@ class RecordEncoder:
         else:
             fields = [len_field(6, key_value(name, v)) for v in col]
         pieces.append(fields)
-        lengths.append(list(map(len, fields)))
+        lens = list(map(len, fields))
+        if lens.count(lens[0]) == len(lens):
+            return lens[0]
+        lengths.append(lens)
         return 0
 
     def _assemble(
@@ -709,12 +725,20 @@ class OtlpSink(HttpSink):
             self._headers["Content-Encoding"] = "gzip"
 
     def encode(self, batches: list[Batch]) -> EncodedRequest:
-        if self.otlp.encoding == "json":
-            body, records = self.encoder.encode_json(batches)
-        else:
-            body, records = self.encoder.encode_protobuf(batches)
-        for b in batches:
-            b.release_objects()
+        # Parsing makes thousands of dicts that live until the end of this call; the
+        # collections they trigger would walk them all again, and they hold no cycles.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            if self.otlp.encoding == "json":
+                body, records = self.encoder.encode_json(batches)
+            else:
+                body, records = self.encoder.encode_protobuf(batches)
+            for b in batches:
+                b.release_objects()
+        finally:
+            if gc_was_on:
+                gc.enable()
         if self.otlp.compression == "gzip":
             body = gzip.compress(body, compresslevel=self.otlp.gzip_level)
         return EncodedRequest(body, self._headers, records)

@@ -290,7 +290,11 @@ class _Shape:
 
 
 class RecordEncoder:
-    """Batches to ``ExportLogsServiceRequest`` bytes or JSON; holds the per-sink caches."""
+    """Batches to ``ExportLogsServiceRequest`` bytes or JSON; holds the per-sink caches.
+
+    Each batch's parsed objects are released as soon as the batch is encoded: they
+    take several times the memory of the lines, and a request holds many batches.
+    """
 
     def __init__(self, resource: Mapping[str, str], overrides: Mapping[str, str]) -> None:
         self.resource = dict(resource)
@@ -333,6 +337,7 @@ class RecordEncoder:
             parts, size = groups.setdefault(key, ([], [0]))
             size[0] += self._batch_records(b, parts)
             count += len(b.lines)
+            b.release_objects()  # at most one batch's parsed objects alive at a time
         out: list[bytes] = []
         for key, (parts, size) in groups.items():
             res = self._resource_field(key)
@@ -595,6 +600,7 @@ class RecordEncoder:
                 rec["attributes"] = [*(json_key_value(k, v) for k, v in attrs), path_attr]
                 records.append(rec)
             count += len(b.lines)
+            b.release_objects()
         doc = {
             "resourceLogs": [
                 {
@@ -734,8 +740,6 @@ class OtlpSink(HttpSink):
                 body, records = self.encoder.encode_json(batches)
             else:
                 body, records = self.encoder.encode_protobuf(batches)
-            for b in batches:
-                b.release_objects()
         finally:
             if gc_was_on:
                 gc.enable()

@@ -33,7 +33,7 @@ import logging
 import operator
 import socket
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, cast
 from urllib.parse import unquote
@@ -71,7 +71,6 @@ K8S_ENV: dict[str, tuple[str, ...]] = {
     "k8s.deployment.name": ("K8S_DEPLOYMENT_NAME",),
 }
 
-_TIME = struct.Struct("<BQ").pack  # tag of field 1 (fixed64) and the value
 _DOUBLE = struct.Struct("<d").pack
 _U64 = (1 << 64) - 1
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -289,6 +288,27 @@ class _Shape:
             self.attrs.append((k, k))
 
 
+class _Columns:
+    """The pieces of a group of records: varying ones, and fixed-size ones packed together."""
+
+    __slots__ = ("args", "formats", "lengths", "pieces")
+
+    def __init__(self) -> None:
+        self.pieces: list[Sequence[bytes]] = []
+        self.lengths: list[list[int]] = []
+        self.formats: list[str] = []
+        self.args: list[Iterable[Any]] = []
+
+    def varying(self, piece: Sequence[bytes], lengths: list[int] | None = None) -> None:
+        self.pieces.append(piece)
+        self.lengths.append(list(map(len, piece)) if lengths is None else lengths)
+
+    def fixed(self, fmt: str, *args: Iterable[Any]) -> None:
+        """``fmt`` is a ``struct`` format of one record's share, ``args`` its columns."""
+        self.formats.append(fmt)
+        self.args.extend(args)
+
+
 class RecordEncoder:
     """Batches to ``ExportLogsServiceRequest`` bytes or JSON; holds the per-sink caches.
 
@@ -397,9 +417,11 @@ class RecordEncoder:
         return size
 
     def _raw(self, lines: list[bytes], ns: list[int], tail: bytes, out: list[bytes]) -> int:
+        cols = _Columns()
         lens = list(map(len, lines))
-        heads = list(map(_BODY_HEAD.__getitem__, lens))
-        return self._assemble(ns, [heads, lines], [list(map(len, heads)), lens], 0, tail, out)
+        cols.varying(list(map(_BODY_HEAD.__getitem__, lens)))
+        cols.varying(lines, lens)
+        return self._assemble(ns, cols, tail, out)
 
     def _group(
         self,
@@ -420,8 +442,7 @@ class RecordEncoder:
             column = {k: list(map(operator.itemgetter(k), objs)) for k in keys}
         except KeyError:
             return None
-        pieces: list[Sequence[bytes]] = []
-        lengths: list[list[int]] = []
+        cols = _Columns()
         body_key = level_key = None
         try:
             if shape.message_keys:  # the first one must be a string on every line
@@ -431,20 +452,16 @@ class RecordEncoder:
                 body = lines
             if shape.level_key is not None:
                 level_key = shape.level_key
-                sev = list(map(_SEVERITY.__getitem__, column[level_key]))
-                pieces.append(sev)
-                lengths.append(list(map(len, sev)))
+                cols.varying(list(map(_SEVERITY.__getitem__, column[level_key])))
         except TypeError:  # not all strings: decide record by record
             return self._slow(objs, lines, ns, tail, out)
         body_lens = list(map(len, body))
-        body_heads = list(map(_BODY_HEAD.__getitem__, body_lens))
-        pieces += [body_heads, body]
-        lengths += [list(map(len, body_heads)), body_lens]
-        const = 0
+        cols.varying(list(map(_BODY_HEAD.__getitem__, body_lens)))
+        cols.varying(body, body_lens)
         for src, name in shape.attrs:
             if src != body_key and src != level_key:
-                const += self._attribute(src, name, column[src], keys, pieces, lengths)
-        return self._assemble(ns, pieces, lengths, const, tail, out)
+                self._attribute(src, name, column[src], keys, cols)
+        return self._assemble(ns, cols, tail, out)
 
     def _forget(self) -> None:
         """Bound the caches when lines have ever-new keys (ids used as keys)."""
@@ -455,15 +472,9 @@ class RecordEncoder:
         self._float_heads.clear()
 
     def _attribute(
-        self,
-        src: str,
-        name: str,
-        col: list[Any],
-        keys: tuple[str, ...],
-        pieces: list[Sequence[bytes]],
-        lengths: list[list[int]],
-    ) -> int:
-        """Add one attribute column's pieces and lengths; return its constant size, if any."""
+        self, src: str, name: str, col: list[Any], keys: tuple[str, ...], cols: _Columns
+    ) -> None:
+        """Add one attribute column to ``cols``."""
         if src == "stream" and IOSTREAM not in keys:
             try:
                 streams_only = set(col) <= {"stdout", "stderr"}
@@ -472,13 +483,13 @@ class RecordEncoder:
             if streams_only:
                 name = IOSTREAM
             else:  # some are, some are not: record by record
-                fields = [
-                    len_field(6, key_value(IOSTREAM if v in ("stdout", "stderr") else src, v))
-                    for v in col
-                ]
-                pieces.append(fields)
-                lengths.append(list(map(len, fields)))
-                return 0
+                cols.varying(
+                    [
+                        len_field(6, key_value(IOSTREAM if v in ("stdout", "stderr") else src, v))
+                        for v in col
+                    ]
+                )
+                return
         try:
             enc = _utf8(col)
         except TypeError:
@@ -489,13 +500,11 @@ class RecordEncoder:
                 cache = self._str_heads[name] = _str_attr_head(name)
             lens = list(map(len, enc))
             if lens.count(lens[0]) == len(lens):  # ids, fixed-format times: one header
-                head = cache[lens[0]]
-                pieces += [[head] * len(lens), enc]
-                return len(head) + lens[0]
-            heads = list(map(cache.__getitem__, lens))
-            pieces += [heads, enc]
-            lengths += [list(map(len, heads)), lens]
-            return 0
+                cols.fixed(f"{len(cache[lens[0]])}s{lens[0]}s", repeat(cache[lens[0]]), enc)
+            else:
+                cols.varying(list(map(cache.__getitem__, lens)))
+                cols.varying(enc, lens)
+            return
         kinds = set(map(type, col))
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is float:
@@ -503,8 +512,8 @@ class RecordEncoder:
             if fhead is None:
                 kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
                 fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
-            pieces += [[fhead] * len(col), list(map(_DOUBLE, col))]
-            return len(fhead) + 8
+            cols.fixed(f"{len(fhead)}sd", repeat(fhead), col)
+            return
         if kind is int or kind is bool:
             caches = self._int_attrs if kind is int else self._bool_attrs
             vcache = caches.get(name)
@@ -513,35 +522,27 @@ class RecordEncoder:
             fields = list(map(vcache.__getitem__, col))
         else:
             fields = [len_field(6, key_value(name, v)) for v in col]
-        pieces.append(fields)
         lens = list(map(len, fields))
         if lens.count(lens[0]) == len(lens):
-            return lens[0]
-        lengths.append(lens)
-        return 0
+            cols.fixed(f"{lens[0]}s", fields)
+        else:
+            cols.varying(fields, lens)
 
-    def _assemble(
-        self,
-        ns: list[int],
-        pieces: list[Sequence[bytes]],
-        lengths: list[list[int]],
-        const: int,
-        tail: bytes,
-        out: list[bytes],
-    ) -> int:
-        """Interleave per record: its header, time, the pieces, the tail; return the size.
+    def _assemble(self, ns: list[int], cols: _Columns, tail: bytes, out: list[bytes]) -> int:
+        """Interleave per record: its header, the varying pieces, one packed fixed piece.
 
-        ``lengths`` holds the sizes of the pieces that vary; ``const`` the sum of those
-        that do not (besides time and tail).
+        Every piece of a fixed size (the time, the tail, doubles, fixed-length strings
+        and their headers) is written by one ``struct`` pack per record.
         """
-        n = len(ns)
-        sizes = list(map(sum, zip(*lengths, repeat(const + 9 + len(tail)))))
+        packer = struct.Struct("<BQ" + "".join(cols.formats) + f"{len(tail)}s")
+        fixed = list(map(packer.pack, repeat(9), ns, *cols.args, repeat(tail)))
+        pieces = [*cols.pieces, fixed]
+        sizes = list(map(sum, zip(*cols.lengths, repeat(packer.size))))
         heads = list(map(_RECORD_HEAD.__getitem__, sizes))
-        stride = len(pieces) + 3
-        parts: list[bytes] = [tail] * (n * stride)
+        stride = len(pieces) + 1
+        parts: list[bytes] = [b""] * (len(ns) * stride)
         parts[0::stride] = heads
-        parts[1::stride] = list(map(_TIME, repeat(9), ns))
-        for j, piece in enumerate(pieces, 2):
+        for j, piece in enumerate(pieces, 1):
             parts[j::stride] = piece
         out.extend(parts)
         return sum(sizes) + sum(map(len, heads))
@@ -568,7 +569,9 @@ class RecordEncoder:
             rec += len_field(5, len_field(1, body))
             rec += b"".join(len_field(6, key_value(k, v)) for k, v in attrs)
             fields.append(rec)
-        return self._assemble(ns, [fields], [list(map(len, fields))], 0, tail, out)
+        cols = _Columns()
+        cols.varying(fields)
+        return self._assemble(ns, cols, tail, out)
 
     # -- JSON ------------------------------------------------------------------------
     def encode_json(self, batches: list[Batch]) -> tuple[bytes, int]:

@@ -325,7 +325,6 @@ class RecordEncoder:
         self._int_attrs: dict[str, _ValueAttr] = {}
         self._bool_attrs: dict[str, _ValueAttr] = {}
         self._float_heads: dict[str, bytes] = {}
-        self._tails: dict[tuple[str, int], bytes] = {}
         scope = len_field(1, SCOPE_NAME.encode()) + len_field(2, __version__.encode())
         self._scope_field = len_field(1, scope)
 
@@ -367,16 +366,11 @@ class RecordEncoder:
             out.extend(parts)
         return b"".join(out), count
 
-    def _tail(self, path: str, read_ns: int) -> bytes:
+    @staticmethod
+    def _tail(path: str, read_ns: int) -> bytes:
         """What every record of a batch ends with: observed time and ``log.file.path``."""
-        key = (path, read_ns)
-        t = self._tails.get(key)
-        if t is None:
-            if len(self._tails) > 1000:
-                self._tails.clear()
-            observed = b"\x59" + struct.pack("<Q", max(0, read_ns))
-            t = self._tails[key] = observed + len_field(6, key_value(FILE_PATH, path))
-        return t
+        observed = b"\x59" + struct.pack("<Q", max(0, read_ns))
+        return observed + len_field(6, key_value(FILE_PATH, path))
 
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
@@ -387,12 +381,15 @@ class RecordEncoder:
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
         first = objs[0]
-        if first is not None and None not in objs:
-            dicts = cast(list[dict[str, Any]], objs)
+        if first is not None:
+            try:  # len(None) raises: a raw line among them
+                sizes = set(map(len, objs))  # type: ignore[arg-type]
+            except TypeError:
+                sizes = set()
             keys = tuple(first)
             # Same number of keys and every key present: the same key set (checked in C).
-            if set(map(len, dicts)) == {len(keys)}:
-                size = self._group(keys, dicts, lines, ns, tail, out)
+            if sizes == {len(keys)}:
+                size = self._group(keys, cast(list[dict[str, Any]], objs), lines, ns, tail, out)
                 if size is not None:
                     return size
         shapes = [() if o is None else tuple(o) for o in objs]

@@ -307,7 +307,7 @@ def test_resource_from_environment_and_config() -> None:
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=a%20b,bad",
         "OTEL_SERVICE_NAME": "api",
     }
-    attrs = resource_attributes(sink_config(), env, hostname="api-7d9f-x2")
+    attrs = resource_attributes(env, hostname="api-7d9f-x2")
     assert attrs == {
         "host.name": "api-7d9f-x2",
         "k8s.pod.name": "api-7d9f-x2",

@@ -18,8 +18,10 @@ fast"): the official generated classes cost microseconds per record, so records
 are written by hand, a column at a time. The JSON objects of a batch are grouped
 by their key tuple (one logger writes the same keys on every line); each key's
 values become a column, and a column of strings, floats or small integers turns
-into bytes through C-level ``map`` calls over caches of whole field headers. A
-column of anything else (nested values, mixed types) is written value by value.
+into bytes through C-level ``map`` calls over caches of whole field headers;
+every fixed-size piece of a record (times, doubles, fixed-length strings and
+their headers) is written by one ``struct`` pack per record. A column of
+anything else (nested values, mixed types) is written value by value.
 Records of a request are grouped by shape, so their order in a request is not
 their order in the file; each carries its own timestamp. Unit tests check the
 bytes against the official ``opentelemetry-proto`` classes.
@@ -89,16 +91,14 @@ def parse_otel_resource_attributes(value: str) -> dict[str, str]:
     return out
 
 
-def resource_attributes(
-    cfg: OtlpSinkConfig, env: Mapping[str, str], hostname: str | None = None
-) -> dict[str, str]:
-    """The resource every request carries, before the source labels are added.
+def resource_attributes(env: Mapping[str, str], hostname: str | None = None) -> dict[str, str]:
+    """The detected resource, before source labels and the sink's own settings.
 
     Later sources win: ``host.name`` (the hostname; a pod's name in Kubernetes), the
     ``k8s.*`` variables of :data:`K8S_ENV`, ``OTEL_RESOURCE_ATTRIBUTES``,
-    ``OTEL_SERVICE_NAME``, the sink's ``resource_attributes``, its ``service_name``.
-    Source labels are added per request and override all but the last two. Without
-    any, ``service.name`` is ``unknown_service`` (what the OpenTelemetry SDKs use).
+    ``OTEL_SERVICE_NAME``. :meth:`RecordEncoder.resource_for` then adds the source's
+    labels, the sink's ``resource_attributes`` and ``service_name``, and
+    ``service.name = unknown_service`` (what the OpenTelemetry SDKs use) if none set it.
     """
     attrs = {"host.name": socket.gethostname() if hostname is None else hostname}
     for name, variables in K8S_ENV.items():
@@ -280,12 +280,8 @@ class _Shape:
         present = set(keys)
         self.message_keys = [k for k in MESSAGE_KEYS if k in present]
         self.level_key = next((k for k in LEVEL_KEYS if k in present), None)
-        # (source key, attribute name) in line order; body/level keys are decided per batch.
-        self.attrs: list[tuple[str, str]] = []
-        for k in keys:
-            if k == FILE_PATH:
-                continue
-            self.attrs.append((k, k))
+        # Attribute keys in line order; body and level keys are left out per batch.
+        self.attrs = [k for k in keys if k != FILE_PATH]
 
 
 class _Columns:
@@ -455,9 +451,9 @@ class RecordEncoder:
         body_lens = list(map(len, body))
         cols.varying(list(map(_BODY_HEAD.__getitem__, body_lens)))
         cols.varying(body, body_lens)
-        for src, name in shape.attrs:
-            if src != body_key and src != level_key:
-                self._attribute(src, name, column[src], keys, cols)
+        for key in shape.attrs:
+            if key != body_key and key != level_key:
+                self._attribute(key, column[key], keys, cols)
         return self._assemble(ns, cols, tail, out)
 
     def _forget(self) -> None:
@@ -468,10 +464,9 @@ class RecordEncoder:
         self._bool_attrs.clear()
         self._float_heads.clear()
 
-    def _attribute(
-        self, src: str, name: str, col: list[Any], keys: tuple[str, ...], cols: _Columns
-    ) -> None:
+    def _attribute(self, src: str, col: list[Any], keys: tuple[str, ...], cols: _Columns) -> None:
         """Add one attribute column to ``cols``."""
+        name = src
         if src == "stream" and IOSTREAM not in keys:
             try:
                 streams_only = set(col) <= {"stdout", "stderr"}
@@ -723,7 +718,7 @@ class OtlpSink(HttpSink):
         if cfg.service_name:
             overrides["service.name"] = cfg.service_name
         self.encoder = RecordEncoder(
-            resource_attributes(cfg, os.environ if env is None else env), overrides
+            resource_attributes(os.environ if env is None else env), overrides
         )
         ctype = "application/json" if cfg.encoding == "json" else "application/x-protobuf"
         self._headers = {"Content-Type": ctype}

@@ -458,3 +458,13 @@ def test_caches_stay_bounded_when_every_line_has_new_keys() -> None:
         assert count == len(decode(body).resource_logs[0].scope_logs[0].log_records)
     assert len(enc._shapes) <= 10_001
     assert len(enc._int_attrs) <= 10_001
+
+
+def test_raw_format_sends_json_lines_whole_without_parsing() -> None:
+    lines = [b'{"msg": "a", "level": "info", "n": 1}', b"plain"]
+    body, count = encoder().encode_protobuf([batch(lines, fmt="raw")])
+    records = decode(body).resource_logs[0].scope_logs[0].log_records
+    assert count == 2
+    assert [plain(r.body) for r in records] == [line.decode() for line in lines]
+    assert all(r.severity_number == 0 for r in records)
+    assert all([kv.key for kv in r.attributes] == ["log.file.path"] for r in records)

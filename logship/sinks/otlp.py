@@ -377,6 +377,8 @@ class RecordEncoder:
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
         first = objs[0]
+        if first is None and objs.count(None) == len(objs):  # plain-text lines only
+            return self._raw(lines, ns, tail, out)
         if first is not None:
             try:  # len(None) raises: a raw line among them
                 sizes = set(map(len, objs))  # type: ignore[arg-type]

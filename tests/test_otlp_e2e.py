@@ -172,3 +172,17 @@ def test_503_with_retry_after_is_waited_for(
     # Without Retry-After the first backoff is at most 0.5 s (initial_backoff).
     assert second.arrived - first.arrived >= 1.9
     assert "collector is overloaded" in a.stderr
+
+
+def test_loki_otlp_endpoint_204_and_500_rewritten_to_503(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, json_lines(50))
+    with FakeOtlp(path="/otlp/v1/logs", loki=True) as loki:
+        loki.fail_next(1, 500, "ingester unavailable")
+        a = agents("tail", "--once", "--to", f"otlp:{loki.url}/otlp", str(log))
+        assert a.wait(120) == 0, a.stderr
+        assert sorted(loki.bodies()) == sorted(f"line {i}" for i in range(50))
+        assert [q.status for q in loki.requests] == [503, 204]
+        assert "ingester unavailable" in a.stderr

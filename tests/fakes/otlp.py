@@ -15,6 +15,10 @@ Typical use::
 Fault injection: :meth:`FakeOtlp.fail_next` (any status, a ``google.rpc.Status`` body in
 the request's encoding, optional headers such as ``Retry-After``) and
 :meth:`FakeOtlp.partial_next` (200 with ``partial_success``).
+
+``FakeOtlp(loki=True)`` answers like Loki's ``/otlp/v1/logs`` (PROTOCOLS.md C.8): 204 with
+no body on success, error bodies as protobuf ``Status`` with ``application/octet-stream``,
+and every 500 rewritten to 503.
 """
 
 from __future__ import annotations
@@ -181,6 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         reply_type = JSON if ctype == JSON else PROTOBUF
         status, payload, extra, count = fake._handle(self.path, ctype, headers, body)
+        if fake.loki:
+            reply_type = "application/octet-stream"
+            if status == 200:
+                status, payload = 204, b""
+            elif status == 500:
+                status = 503
         fake._log(
             RequestRecord(
                 time.monotonic(),
@@ -192,8 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         self.send_response(status)
-        self.send_header("Content-Type", reply_type)
-        self.send_header("Content-Length", str(len(payload)))
+        if status != 204:
+            self.send_header("Content-Type", reply_type)
+            self.send_header("Content-Length", str(len(payload)))
         for k, v in extra.items():
             self.send_header(k, v)
         self.end_headers()
@@ -206,8 +217,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeOtlp:
-    def __init__(self, path: str = LOGS_PATH) -> None:
+    def __init__(self, path: str = LOGS_PATH, loki: bool = False) -> None:
         self.path = path
+        self.loki = loki
         self.records: list[StoredRecord] = []
         self.requests: list[RequestRecord] = []
         self._faults: deque[_Fault] = deque()
@@ -263,7 +275,7 @@ class FakeOtlp:
     def _handle(
         self, path: str, ctype: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, bytes, dict[str, str], int]:
-        reply_type = JSON if ctype == JSON else PROTOBUF
+        reply_type = PROTOBUF if self.loki or ctype != JSON else JSON
         if path.split("?", 1)[0] != self.path:
             return 404, _status_body(f"no route for {path}", reply_type), {}, 0
         try:

@@ -63,7 +63,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("loki", "stdout") and parts and parts[-1] not in ("sinks",):
+        elif item in ("loki", "otlp", "stdout") and parts and parts[-1] not in ("sinks",):
             # pydantic names the tagged-union member; the user never wrote it.
             continue
         else:
@@ -76,14 +76,14 @@ def format_validation_error(err: ValidationError) -> list[str]:
     for e in err.errors():
         loc = tuple(e["loc"])
         # Drop the discriminator tag pydantic inserts after a sink's name.
-        if len(loc) >= 3 and loc[0] == "sinks" and loc[2] in ("loki", "stdout"):
+        if len(loc) >= 3 and loc[0] == "sinks" and loc[2] in ("loki", "otlp", "stdout"):
             loc = loc[:2] + loc[3:]
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             given = e["input"].get("type") if isinstance(e["input"], dict) else e["input"]
-            msg = f"unknown sink type {given!r}; expected one of: loki, stdout"
+            msg = f"unknown sink type {given!r}; expected one of: loki, otlp, stdout"
         elif e["type"] == "union_tag_not_found":
-            msg = "missing 'type' (one of: loki, stdout)"
+            msg = "missing 'type' (one of: loki, otlp, stdout)"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         problems.append(f"{_field_path(loc)}: {msg}")

@@ -2,8 +2,8 @@
 
 A :class:`Batch` keeps the original line bytes (sinks that can carry the raw
 line never decode and re-encode it) and computes the parsed views lazily and
-once: the timestamp column that every sink needs, and full normalized records
-only for sinks that want them (stdout; field labels).
+once: the timestamp column that every sink needs, the parsed JSON objects and
+full normalized records only for sinks that want them (stdout, OTLP; field labels).
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from logship.parsing.formats import normalize_records, timestamp_column
+from logship.parsing.formats import (
+    CONTAINER_FORMATS,
+    normalize_records,
+    parse_objects,
+    timestamp_column,
+)
 from logship.parsing.timestamps import TimestampColumn
 
 if TYPE_CHECKING:
@@ -36,6 +41,8 @@ class SourceInfo:
 
 class Batch:
     __slots__ = (
+        "_malformed_counted",
+        "_objects",
         "_records",
         "_ts",
         "end_offset",
@@ -72,6 +79,8 @@ class Batch:
         # Given when the timestamps come from outside the line (a container runtime's).
         self._ts: TimestampColumn | None = timestamps
         self._records: list[dict[str, Any]] | None = None
+        self._objects: list[dict[str, Any] | None] | None = None
+        self._malformed_counted = False
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -90,11 +99,34 @@ class Batch:
             self._ts = timestamp_column(self.lines, self.info.format, self.read_ns)
         return self._ts
 
+    def objects(self) -> list[dict[str, Any] | None]:
+        """The JSON object of each line, None for raw or malformed lines.
+
+        Parsed once per batch however many sinks want it, so malformed lines are
+        counted once.
+        """
+        if self._objects is None:
+            fmt = self.info.format
+            # A container format's messages were framed already; they read like `auto`.
+            self._objects, malformed = parse_objects(
+                self.lines, "auto" if fmt in CONTAINER_FORMATS else fmt
+            )
+            if malformed and self.telemetry is not None and not self._malformed_counted:
+                self.telemetry.malformed(self.info.source, malformed)
+            self._malformed_counted = True
+        return self._objects
+
+    def release_objects(self) -> None:
+        """Free the parsed objects (about 1 KiB a line) once a sink has encoded them.
+
+        A batch waits in memory until every sink delivered it; its parsed form need
+        not wait with it. A later :meth:`objects` parses again (without recounting).
+        """
+        self._objects = None
+
     def records(self) -> list[dict[str, Any]]:
         if self._records is None:
-            self._records, malformed = normalize_records(self)
-            if malformed and self.telemetry is not None:
-                self.telemetry.malformed(self.info.source, malformed)
+            self._records = normalize_records(self)
         return self._records
 
     def split(self) -> tuple[Batch, Batch]:
@@ -122,6 +154,8 @@ class Batch:
             b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi], ts.text_format)
             if self._records is not None:
                 b._records = self._records[lo:hi]
+            if self._objects is not None:
+                b._objects = self._objects[lo:hi]
             b.ticket = join
             halves.append(b)
         return halves[0], halves[1]

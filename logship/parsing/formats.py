@@ -6,8 +6,9 @@ Two entry points, both batch-in, batch-out:
   lines it finds the usual time keys with one regular expression over the whole
   joined batch (the loop runs in C) and falls back to a full JSON parse only
   for lines the expression could not read.
+- :func:`parse_objects` parses every JSON line of a batch (one C call when all
+  are well-formed); it runs only for sinks that need fields (stdout, OTLP).
 - :func:`normalize_records` builds the full normalized record of each line.
-  It parses every JSON line, so it runs only for sinks that need fields.
 """
 
 from __future__ import annotations
@@ -171,16 +172,22 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     return TimestampColumn(seconds, fracs, text_format)
 
 
-def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:
+def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:
     """JSON objects per line (None for raw lines) and the count of malformed lines."""
     if fmt == "raw":
         return [None] * len(lines), 0
+    try:  # the usual case: every line is one object, parsed in one C call and checked in C
+        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+        if len(parsed) == len(lines) and set(map(type, parsed)) == {dict}:
+            return parsed, 0
+    except orjson.JSONDecodeError:
+        pass
     candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
     out: list[dict[str, Any] | None] = [None] * len(lines)
     malformed = 0 if fmt == "auto" else len(lines) - len(candidates)
     if not candidates:
         return out, malformed
-    try:  # one C call for the whole batch when every line is well-formed
+    try:  # one C call for the candidates when they are all well-formed
         parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
         if len(parsed) != len(candidates):
             raise ValueError("line count mismatch")
@@ -206,12 +213,12 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", "replace")
 
 
-def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
+def normalize_records(batch: Batch) -> list[dict[str, Any]]:
     """The normalized record of every line (see README, "The normalized record")."""
     lines = batch.lines
     info = batch.info
     fmt = "auto" if info.format in CONTAINER_FORMATS else info.format
-    objs, malformed = _parse_objects(lines, fmt)
+    objs = batch.objects()
     ts = batch.timestamps().ns()
     offsets = batch.line_offsets()
     observed = format_rfc3339(batch.read_ns)
@@ -259,4 +266,4 @@ def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
         ):
             rec["malformed"] = True
         append(rec)
-    return records, malformed
+    return records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from logship.config.model import LokiSinkConfig, SinkConfig, StdoutSinkConfig
+from logship.config.model import LokiSinkConfig, OtlpSinkConfig, SinkConfig, StdoutSinkConfig
 from logship.sinks.base import SinkWorker
 from logship.telemetry import Telemetry
 
@@ -23,4 +23,8 @@ def build_sink(
         from logship.sinks.loki import LokiSink
 
         return LokiSink(name, cfg, telemetry, transport)
+    if isinstance(cfg, OtlpSinkConfig):
+        from logship.sinks.otlp import OtlpSink
+
+        return OtlpSink(name, cfg, telemetry, transport)
     raise ValueError(f"unsupported sink type: {type(cfg).__name__}")  # pragma: no cover

@@ -253,3 +253,13 @@ def test_413_splits_until_parts_fit_and_acks_once() -> None:
     assert committed == sum(len(b"l%d" % i) + 1 for i in range(7))
     assert sent == 7
     assert sizes[0] == 7 and max(sizes[1:]) <= 7 and sum(n for n in sizes if n <= 2) == 7
+
+
+def test_seconds_runs_are_found_only_for_ordered_keys() -> None:
+    from logship.sinks.loki import seconds_runs
+
+    s = [b"2026-01-01T00:00:00", b"2026-01-01T00:00:00", b"2026-01-01T00:00:01"]
+    assert seconds_runs(s, [b'.1Z"', b'.2Z"', b'.0Z"']) == [(s[0], 2), (s[2], 1)]
+    assert seconds_runs(s, [b'.2Z"', b'.1Z"', b'.0Z"']) is None  # fractions out of order
+    assert seconds_runs(list(reversed(s)), [b'.0Z"'] * 3) is None  # seconds out of order
+    assert seconds_runs([], []) == []

@@ -12,9 +12,11 @@ protobuf reader accepts), so the entry length never needs per-line arithmetic.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import itertools
 import logging
+import operator
 import re
 from typing import Any
 
@@ -125,8 +127,35 @@ def label_string(labels: dict[str, str]) -> str:
     return "{" + ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in items) + "}"
 
 
+def seconds_runs(
+    seconds: list[SecondsKey], fractions: list[FractionKey]
+) -> list[tuple[SecondsKey, int]] | None:
+    """Runs of equal seconds keys, when the (seconds, fraction) pairs are in order; else None.
+
+    Text keys of one format compare like the times they spell. A logger writes many lines
+    per second, so the seconds are checked in one C pass and the fractions run by run,
+    cheaper than comparing pairs; the runs then give the encoder each second's bytes
+    once per run instead of one lookup per entry.
+    """
+    n = len(seconds)
+    if not all(map(operator.le, seconds, itertools.islice(seconds, 1, None))):
+        return None
+    runs: list[tuple[SecondsKey, int]] = []
+    a = 0
+    while a < n:
+        k = seconds[a]
+        b = bisect.bisect_right(seconds, k, a)
+        if b - a > 1:
+            f = fractions[a:b]
+            if not all(map(operator.le, f, itertools.islice(f, 1, None))):
+                return None
+        runs.append((k, b - a))
+        a = b
+    return runs
+
+
 class Stream:
-    __slots__ = ("formats", "fractions", "labels", "lines", "seconds")
+    __slots__ = ("formats", "fractions", "labels", "lines", "runs", "seconds")
 
     def __init__(self, labels: str) -> None:
         self.labels = labels
@@ -134,6 +163,7 @@ class Stream:
         self.seconds: list[SecondsKey] = []
         self.fractions: list[FractionKey] = []
         self.formats: set[bytes | None] = set()
+        self.runs: list[tuple[SecondsKey, int]] | None = None  # set by sort() when in order
 
     def add(self, lines: list[bytes], ts: TimestampColumn) -> None:
         self.lines.extend(lines)
@@ -147,7 +177,11 @@ class Stream:
     def sort(self) -> None:
         """Entries of a stream in timestamp order (a no-op, checked in C, when they are)."""
         text_format = next(iter(self.formats)) if len(self.formats) == 1 else None
-        if keys_in_order(self.seconds, self.fractions, text_format):
+        if text_format is not None:
+            self.runs = seconds_runs(self.seconds, self.fractions)
+            if self.runs is not None:
+                return
+        elif keys_in_order(self.seconds, self.fractions, text_format):
             return
         ns = self.ns()
         order = sorted(range(len(ns)), key=ns.__getitem__)
@@ -164,7 +198,13 @@ def encode_push_protobuf(streams: list[Stream]) -> bytes:
         parts: list[bytes] = [b""] * (4 * n)
         parts[0::4] = map(_HEADER.__getitem__, map(len, s.lines))
         parts[1::4] = s.lines
-        parts[2::4] = map(_SECONDS.__getitem__, s.seconds)
+        if s.runs is not None:
+            pieces: list[bytes] = []
+            for key, count in s.runs:
+                pieces += [_SECONDS[key]] * count
+            parts[2::4] = pieces
+        else:
+            parts[2::4] = map(_SECONDS.__getitem__, s.seconds)
         parts[3::4] = map(_NANOS.__getitem__, s.fractions)
         labels = s.labels.encode()
         head = b"\x0a" + varint(len(labels)) + labels

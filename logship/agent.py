@@ -25,6 +25,7 @@ from logship.pipeline.acks import AckTracker, FileAcks
 from logship.pipeline.budget import MemoryBudget
 from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
+from logship.sinks.deadletter import DeadLetterFile
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
 from logship.sources.globs import excluded
@@ -144,7 +145,9 @@ class Agent:
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
-        info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
+        info = SourceInfo(
+            m.source, m.path, src.format, dict(self.extra_labels(m.source)), identity=key
+        )
         t = Tailer(
             path=m.path,
             fd=fd,
@@ -355,8 +358,9 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        dlq = DeadLetterFile(self.cfg.dead_letter) if self.cfg.dead_letter.path else None
         for name, scfg in self.cfg.sinks.items():
-            self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport)
+            self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport, dlq)
         for source in self.cfg.sources:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]

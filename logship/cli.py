@@ -23,13 +23,14 @@ def _parse_to(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         name = kind if kind not in sinks else f"{kind}{i}"
         if kind == "stdout":
             sinks[name] = {"type": "stdout"}
-        elif kind in ("loki",):
+        elif kind in ("loki", "elasticsearch"):
             if not url:
                 raise click.BadParameter(f"{spec!r}: expected {kind}:URL", param_hint="--to")
             sinks[name] = {"type": kind, "url": url}
         else:
             raise click.BadParameter(
-                f"{spec!r}: unknown sink type {kind!r}; expected stdout or loki:URL",
+                f"{spec!r}: unknown sink type {kind!r}; expected stdout, loki:URL "
+                "or elasticsearch:URL",
                 param_hint="--to",
             )
     return sinks
@@ -80,7 +81,7 @@ def main() -> None:
     "to",
     multiple=True,
     metavar="SINK",
-    help="stdout (default) or loki:URL. Repeat to fan out to several sinks.",
+    help="stdout (default), loki:URL or elasticsearch:URL. Repeat to fan out to several sinks.",
 )
 @click.option(
     "--from-beginning",

@@ -23,6 +23,7 @@ class SinkStats:
     retries: int = 0
     dropped_records: int = 0
     rejected_records: int = 0
+    dead_lettered_records: int = 0
     last_error: str = ""
     last_success: float = 0.0
     failing_since: float | None = None
@@ -81,6 +82,10 @@ class Telemetry:
         s.rejected_records += records
         s.failed_requests += 1
         s.last_error = reason
+
+    def dead_lettered(self, sink: str, records: int) -> None:
+        """Records refused or given up on were written to the dead-letter file."""
+        self.sinks[sink].dead_lettered_records += records
 
     def dropped(self, sink: str, records: int, reason: str) -> None:
         s = self.sinks[sink]

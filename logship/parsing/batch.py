@@ -28,6 +28,9 @@ class SourceInfo:
     path: str
     format: str
     labels: dict[str, str] = field(default_factory=dict)
+    # The file's identity key (source, device, inode): with a line's offset it names the
+    # line across restarts (Elasticsearch document ids).
+    identity: str = ""
 
 
 class Batch:

@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
+from json.encoder import encode_basestring
 from typing import Any
 
 import httpx
@@ -112,6 +113,16 @@ def _decode(line: bytes) -> str:
     return line.decode("utf-8", "replace")
 
 
+# A str as a JSON string, as bytes. Measured here, ``json``'s C string encoder mapped over
+# a batch costs ~0.2 µs per message against ~2 µs for one ``orjson.dumps`` call each
+# (orjson's per-call overhead dominates for short strings).
+_encode_str = encode_basestring  # the C version when CPython has it
+
+
+def json_strings(values: list[str]) -> list[bytes]:
+    return list(map(str.encode, map(_encode_str, values)))
+
+
 def _level_json(value: object) -> bytes:
     try:
         return _LEVELS[value]
@@ -143,7 +154,7 @@ def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]
     lines = batch.lines
     n = len(lines)
     if batch.info.format == "raw":
-        return list(map(orjson.dumps, map(_decode, lines))), [_NULL] * n, [_EMPTY] * n
+        return json_strings(list(map(_decode, lines))), [_NULL] * n, [_EMPTY] * n
     objs, malformed = _parse_objects(lines, batch.info.format)
     if malformed and batch.telemetry is not None:
         batch.telemetry.malformed(batch.info.source, malformed)
@@ -164,17 +175,17 @@ def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]
             level_json = list(map(_LEVELS.__getitem__, levels))
         except TypeError:  # an unhashable level value somewhere: one by one
             level_json = list(map(_level_json, levels))
-        return list(map(orjson.dumps, msgs)), level_json, lines
+        return json_strings(msgs), level_json, lines
     msg_json: list[bytes] = []
     level_json = []
     fields: list[bytes] = []
     for obj, line in zip(objs, lines, strict=True):
         if obj is None:
-            msg_json.append(orjson.dumps(_decode(line)))
+            msg_json.append(_encode_str(_decode(line)).encode())
             level_json.append(_NULL)
             fields.append(_EMPTY)
         else:
-            msg_json.append(orjson.dumps(_message_of(obj, line)))
+            msg_json.append(_encode_str(_message_of(obj, line)).encode())
             level_json.append(_level_json(_level_of(obj)))
             fields.append(line)
     return msg_json, level_json, fields

@@ -160,6 +160,21 @@ class HttpSink(SinkWorker):
     def classify(self, status: int, headers: httpx.Headers, body: bytes, records: int) -> Outcome:
         raise NotImplementedError
 
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        """One POST, from a sender thread.
+
+        An httpx response and its stream refer to each other, and through the request to
+        the body: left alone, every request body would wait for the cyclic garbage
+        collector (measured: peak RSS 144 MiB instead of 74 MiB over a million lines to
+        Elasticsearch). Dropping the stream after reading breaks the cycle.
+        """
+        resp = self.client.post(self.url, content=body, headers=headers)
+        try:
+            return resp.status_code, resp.headers, resp.content
+        finally:
+            resp.close()
+            resp.stream = httpx.ByteStream(b"")
+
     # -- the retry loop ----------------------------------------------------------------
     def abort(self) -> None:
         self.stop_retrying.set()
@@ -191,13 +206,10 @@ class HttpSink(SinkWorker):
             if auth:
                 headers["Authorization"] = auth
             try:
-                resp = await loop.run_in_executor(
-                    self._senders,
-                    functools.partial(
-                        self.client.post, self.url, content=req.body, headers=headers
-                    ),
+                status, resp_headers, content = await loop.run_in_executor(
+                    self._senders, functools.partial(self._post, req.body, headers)
                 )
-                outcome = self.classify(resp.status_code, resp.headers, resp.content, req.records)
+                outcome = self.classify(status, resp_headers, content, req.records)
             except httpx.TransportError as e:
                 outcome = Outcome(Verdict.RETRY, f"{type(e).__name__}: {e or 'no detail'}")
             v = outcome.verdict

@@ -210,7 +210,7 @@ class HttpSink(SinkWorker):
                     self._senders, functools.partial(self._post, req.body, headers)
                 )
                 outcome = self.classify(status, resp_headers, content, req.records)
-            except httpx.TransportError as e:
+            except httpx.RequestError as e:  # connection, timeout, undecodable response
                 outcome = Outcome(Verdict.RETRY, f"{type(e).__name__}: {e or 'no detail'}")
             v = outcome.verdict
             if v is Verdict.DELIVERED:

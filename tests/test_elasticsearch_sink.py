@@ -279,3 +279,30 @@ def test_config_rejects_bad_index_and_two_auth_methods() -> None:
             },
             "test",
         )
+
+
+ODD_LINES = [
+    b'{"level":null,"lvl":"warn","msg":"null level wins, as in the normalized record"}',
+    b'{"severity":"CRITICAL","message":"from message"}',
+    b'{"msg":{"nested":1},"message":"fallback to message"}',
+    b'{"a":{"msg":"nested msg is not the message"}}',
+    b'{"level":["list"],"msg":"unhashable level"}',
+    b'{"msg":"a","x":[1,}',
+    b"   ",
+    b'{"msg":"trailing"} x',
+    b'{"msg":"\\u00e9\\t\\"q\\""}',
+]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "json"])
+def test_message_and_level_match_the_normalized_record(fmt: str) -> None:
+    from logship.parsing.formats import normalize_records
+
+    b = make_batch(ODD_LINES + LINES, fmt=fmt)
+    ops = decode(sink().encode([b]).body)
+    records, malformed = normalize_records(make_batch(ODD_LINES + LINES, fmt=fmt))
+    assert [d["message"] for _, d in ops] == [r["message"] for r in records]
+    assert [d["log"]["level"] for _, d in ops] == [r["level"] for r in records]
+    assert [d["fields"] for _, d in ops] == [r["fields"] for r in records]
+    assert b.telemetry is not None
+    assert b.telemetry.sources["app"].malformed == malformed

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import operator
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 
 from logship.config.model import ElasticsearchSinkConfig
@@ -135,46 +137,67 @@ def _level_json(value: object) -> bytes:
         return _level_piece(value)
 
 
-def _message_of(obj: dict[str, Any], line: bytes) -> str:
-    for key in MESSAGE_KEYS:
-        v = obj.get(key)
-        if isinstance(v, str):
-            return v
+class LineKeys(msgspec.Struct):
+    """The keys of a JSON line the document needs; every other key is checked, not built.
+
+    Decoding into this instead of a dict proves the line is valid JSON (it is spliced
+    into the document as ``fields``) at a third of the cost. UNSET tells "absent" from
+    ``null``, so the first level key *present* wins, as in the normalized record.
+    """
+
+    msg: Any = msgspec.UNSET
+    message: Any = msgspec.UNSET
+    level: Any = msgspec.UNSET
+    lvl: Any = msgspec.UNSET
+    severity: Any = msgspec.UNSET
+
+
+assert MESSAGE_KEYS == ("msg", "message") and LEVEL_KEYS == ("level", "lvl", "severity")
+_decode_keys = msgspec.json.Decoder(LineKeys).decode
+_UNSET = msgspec.UNSET
+
+
+def _message_of(keys: LineKeys, line: bytes) -> str:
+    if type(keys.msg) is str:
+        return keys.msg
+    if type(keys.message) is str:
+        return keys.message
     return _decode(line)
 
 
-def _level_of(obj: dict[str, Any]) -> object:
-    for key in LEVEL_KEYS:
-        if key in obj:
-            return obj[key]
+def _level_of(keys: LineKeys) -> object:
+    for v in (keys.level, keys.lvl, keys.severity):
+        if v is not _UNSET:
+            return v
     return None
 
 
-def _objects(batch: Batch) -> tuple[list[dict[str, Any] | None], int]:
-    """The JSON object of each line (None: kept raw) and how many were malformed."""
+def _objects(batch: Batch) -> tuple[list[LineKeys | None], int]:
+    """The keys of each JSON object line (None: kept raw) and how many were malformed."""
     lines = batch.lines
     if all(map(bytes.startswith, lines, repeat(b"{"))):
-        # The usual case. One parse per line (mapped in C) measured faster here than one
-        # parse of the joined batch, and it proves each line valid on its own, which
-        # matters because the line is spliced into the document as it is.
-        try:
-            return list(map(orjson.loads, lines)), 0
-        except orjson.JSONDecodeError:
+        try:  # the usual case: one C loop
+            return list(map(_decode_keys, lines)), 0
+        except msgspec.DecodeError:
             pass
-    objs: list[dict[str, Any] | None] = []
+    objs: list[LineKeys | None] = []
     malformed = 0
     strict = batch.info.format == "json"
     for line in lines:
         obj = None
         if line.lstrip()[:1] == b"{":
             try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                obj = _decode_keys(line)
+            except msgspec.DecodeError:
                 malformed += 1
         elif strict:
             malformed += 1
-        objs.append(obj if isinstance(obj, dict) else None)
+        objs.append(obj)
     return objs, malformed
+
+
+_get_msg = operator.attrgetter("msg")
+_get_level = operator.attrgetter("level")
 
 
 def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]:
@@ -191,18 +214,13 @@ def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]
     if malformed and batch.telemetry is not None:
         batch.telemetry.malformed(batch.info.source, malformed)
     if None not in objs:
-        msgs: list[Any] = list(map(dict.get, objs, repeat("msg")))  # type: ignore[arg-type]
+        keys: list[LineKeys] = objs  # type: ignore[assignment]
+        msgs: list[Any] = list(map(_get_msg, keys))
         if set(map(type, msgs)) != {str}:
-            msgs = [
-                m if type(m) is str else _message_of(o, ln)  # type: ignore[arg-type]
-                for m, o, ln in zip(msgs, objs, lines, strict=True)
-            ]
-        levels: list[Any] = list(map(dict.get, objs, repeat("level")))  # type: ignore[arg-type]
-        if None in levels:
-            levels = [
-                lv if lv is not None else _level_of(o)  # type: ignore[arg-type]
-                for lv, o in zip(levels, objs, strict=True)
-            ]
+            msgs = list(map(_message_of, keys, lines))
+        levels: list[Any] = list(map(_get_level, keys))
+        if _UNSET in levels:
+            levels = list(map(_level_of, keys))
         try:
             level_json = list(map(_LEVELS.__getitem__, levels))
         except TypeError:  # an unhashable level value somewhere: one by one

@@ -234,3 +234,39 @@ def test_fan_out_one_sink_down_the_other_keeps_delivering(
     # The healthy sink got the replay too, answered 409: still no duplicates.
     assert len(es.docs) == 400
     assert es.conflicts == 400
+
+
+def test_whole_request_429_waits_for_retry_after(
+    tmp_path: Path, es: FakeElasticsearch, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, json_lines(20))
+    es.fail_next(1, 429, headers={"Retry-After": "1"})
+    cfg = write_config(tmp_path, log, {"es": sink_yaml(es.url)})
+    a = agents("run", "--once", "--log-level", "warning", "--config", str(cfg))
+    assert a.wait(120) == 0, a.stderr
+    assert len(es.docs) == 20
+    (retry,) = [json.loads(x) for x in a.stderr.splitlines() if "retrying" in x]
+    assert retry["delay_s"] == 1.0  # the server's Retry-After, not a jittered backoff
+    assert "es_rejected_execution_exception" in retry["reason"]
+
+
+def test_401_is_retried_with_a_hint_then_dead_lettered_at_the_retry_limit(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    write_lines(log, json_lines(20))
+    dlq = tmp_path / "dead.jsonl"
+    with FakeElasticsearch(expected_auth="ApiKey cmlnaHQ=") as es:
+        bad = sink_yaml(
+            es.url, api_key="d3Jvbmc=", retry={"initial_backoff": "10ms", "max_attempts": 3}
+        )
+        cfg = write_config(tmp_path, log, {"es": bad}, dead_letter={"path": str(dlq)})
+        a = agents("run", "--once", "--config", str(cfg))
+        assert a.wait(120) == 1
+        assert "401 security_exception" in a.stderr and "check the credentials" in a.stderr
+        assert es.docs == []
+        assert [r.status for r in es.requests] == [401, 401, 401]
+    entries = [json.loads(x) for x in dlq.read_text().splitlines()]
+    assert sorted(e["record"]["message"] for e in entries) == sorted(f"line {i}" for i in range(20))
+    assert all("gave up after 3 attempt(s): 401" in e["reason"] for e in entries)

@@ -287,6 +287,8 @@ ODD_LINES = [
     b'{"msg":{"nested":1},"message":"fallback to message"}',
     b'{"a":{"msg":"nested msg is not the message"}}',
     b'{"level":["list"],"msg":"unhashable level"}',
+    b'{"level":true,"msg":"bool level"}',
+    b'{"level":1,"msg":"number level"}',
     b'{"msg":"a","x":[1,}',
     b"   ",
     b'{"msg":"trailing"} x',

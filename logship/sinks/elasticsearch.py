@@ -94,7 +94,7 @@ class _FractionText(dict[Any, bytes]):
 
 
 class _LevelJson(dict[Any, bytes]):
-    """A level value as found in a record -> ``,"log":{"level":<normalized>,"offset":``."""
+    """A level string (or None) -> ``,"log":{"level":<normalized>,"offset":``."""
 
     def __missing__(self, key: object) -> bytes:
         v = _level_piece(key)
@@ -130,11 +130,7 @@ def _level_piece(value: object) -> bytes:
 _NO_LEVEL = _level_piece(None)
 
 
-def _level_json(value: object) -> bytes:
-    try:
-        return _LEVELS[value]
-    except TypeError:  # unhashable (a list or object as level): not cached
-        return _level_piece(value)
+_CACHEABLE_LEVELS = {str, type(None)}  # level values cached by value
 
 
 class LineKeys(msgspec.Struct):
@@ -221,10 +217,10 @@ def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]
         levels: list[Any] = list(map(_get_level, keys))
         if _UNSET in levels:
             levels = list(map(_level_of, keys))
-        try:
+        if set(map(type, levels)) <= _CACHEABLE_LEVELS:
             level_json = list(map(_LEVELS.__getitem__, levels))
-        except TypeError:  # an unhashable level value somewhere: one by one
-            level_json = list(map(_level_json, levels))
+        else:  # numbers (1 == True == 1.0 as keys) or unhashable values: one by one
+            level_json = list(map(_level_piece, levels))
         return json_strings(msgs), level_json, lines
     msg_json: list[bytes] = []
     level_json = []
@@ -236,7 +232,9 @@ def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]
             fields.append(_EMPTY)
         else:
             msg_json.append(_encode_str(_message_of(obj, line)).encode())
-            level_json.append(_level_json(_level_of(obj)))
+            level = _level_of(obj)
+            cacheable = type(level) in _CACHEABLE_LEVELS
+            level_json.append(_LEVELS[level] if cacheable else _level_piece(level))
             fields.append(line)
     return msg_json, level_json, fields
 

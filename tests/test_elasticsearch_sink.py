@@ -308,3 +308,12 @@ def test_message_and_level_match_the_normalized_record(fmt: str) -> None:
     assert [d["fields"] for _, d in ops] == [r["fields"] for r in records]
     assert b.telemetry is not None
     assert b.telemetry.sources["app"].malformed == malformed
+
+
+def test_example_config_is_valid() -> None:
+    from logship.config import load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "sidecar-elasticsearch.yaml")
+    es = cfg.sinks["es"]
+    assert isinstance(es, ElasticsearchSinkConfig) and es.index == "logs-%Y.%m.%d"
+    assert cfg.dead_letter.path == Path("/var/lib/logship/dead-letter.jsonl")

@@ -25,6 +25,7 @@ from logship.pipeline.acks import AckTracker, FileAcks
 from logship.pipeline.budget import MemoryBudget
 from logship.sinks import build_sink
 from logship.sinks.base import SinkWorker
+from logship.sinks.deadletter import DeadLetterFile
 from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
 from logship.sources.framing import Framer
@@ -169,7 +170,7 @@ class Agent:
         for name in POD_LABELS:
             if name in pod:
                 labels.setdefault(name, pod[name])
-        info = SourceInfo(m.source, m.path, src.format, labels, pod)
+        info = SourceInfo(m.source, m.path, src.format, labels, pod, identity=key)
         t = Tailer(
             path=m.path,
             fd=fd,
@@ -466,8 +467,9 @@ class Agent:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.request_stop)
+        dlq = DeadLetterFile(self.cfg.dead_letter) if self.cfg.dead_letter.path else None
         for name, scfg in self.cfg.sinks.items():
-            self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport)
+            self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport, dlq)
         for source in self.cfg.sources:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]

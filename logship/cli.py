@@ -24,13 +24,14 @@ def _parse_to(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         name = kind if kind not in sinks else f"{kind}{i}"
         if kind == "stdout":
             sinks[name] = {"type": "stdout"}
-        elif kind in ("loki", "otlp"):
+        elif kind in ("loki", "otlp", "elasticsearch"):
             if not url:
                 raise click.BadParameter(f"{spec!r}: expected {kind}:URL", param_hint="--to")
             sinks[name] = {"type": kind, "url": url}
         else:
             raise click.BadParameter(
-                f"{spec!r}: unknown sink type {kind!r}; expected stdout, loki:URL or otlp:URL",
+                f"{spec!r}: unknown sink type {kind!r}; expected stdout, loki:URL, "
+                "elasticsearch:URL or otlp:URL",
                 param_hint="--to",
             )
     return sinks
@@ -182,7 +183,8 @@ def main() -> None:
     "to",
     multiple=True,
     metavar="SINK",
-    help="stdout (default), loki:URL or otlp:URL (the OTLP/HTTP base URL). Repeat to fan out.",
+    help="stdout (default), loki:URL, elasticsearch:URL or otlp:URL (base URLs). Repeat to "
+    "fan out to several sinks.",
 )
 @click.option(
     "--from-beginning",

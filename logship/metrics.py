@@ -205,7 +205,7 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         "counter",
         "{record}",
         _SINK,
-        "Records refused for good and written to a dead-letter file (no sink writes one yet).",
+        "Records refused for good and written to a dead-letter file (dead_letter.path).",
     ),
     MetricDoc(
         "logship_sink_in_flight_bytes",

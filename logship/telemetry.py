@@ -146,14 +146,14 @@ class Telemetry:
         s.failed_requests += 1
         s.last_error = reason
 
+    def dead_lettered(self, sink: str, records: int) -> None:
+        """Records refused or given up on were written to the dead-letter file."""
+        self.sinks[sink].dead_lettered_records += records
+
     def dropped(self, sink: str, records: int, reason: str) -> None:
         s = self.sinks[sink]
         s.dropped_records += records
         s.last_error = reason
-
-    def dead_lettered(self, sink: str, records: int) -> None:
-        """Records refused for good and written to the sink's dead-letter file."""
-        self.sinks[sink].dead_lettered_records += records
 
     def failing_for(self, sink: str, now: float | None = None) -> float:
         """Seconds ``sink`` has been failing without a success in between; 0 when healthy."""

@@ -10,12 +10,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import SecretStr, ValidationError
 
 from logship.config.environment import with_environment
-from logship.config.model import AgentConfig
+from logship.config.model import AgentConfig, SinkConfig
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -71,19 +71,28 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "<root>"
 
 
+def _sink_types() -> tuple[str, ...]:
+    """The ``type`` tags of the sink models, read from the models themselves."""
+    (union, *_) = get_args(SinkConfig)
+    return tuple(sorted(get_args(m.model_fields["type"].annotation)[0] for m in get_args(union)))
+
+
+SINK_TYPES = _sink_types()
+
+
 def format_validation_error(err: ValidationError) -> list[str]:
     problems = []
     for e in err.errors():
         loc = tuple(e["loc"])
         # Drop the discriminator tag pydantic inserts after a sink's name.
-        if len(loc) >= 3 and loc[0] == "sinks" and loc[2] in ("loki", "otlp", "stdout"):
+        if len(loc) >= 3 and loc[0] == "sinks" and loc[2] in SINK_TYPES:
             loc = loc[:2] + loc[3:]
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             given = e["input"].get("type") if isinstance(e["input"], dict) else e["input"]
-            msg = f"unknown sink type {given!r}; expected one of: loki, otlp, stdout"
+            msg = f"unknown sink type {given!r}; expected one of: {', '.join(SINK_TYPES)}"
         elif e["type"] == "union_tag_not_found":
-            msg = "missing 'type' (one of: loki, otlp, stdout)"
+            msg = f"missing 'type' (one of: {', '.join(SINK_TYPES)})"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         problems.append(f"{_field_path(loc)}: {msg}")

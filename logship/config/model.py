@@ -194,6 +194,47 @@ class OtlpSinkConfig(HttpSinkBase):
         return v or None  # `${APP_NAME:-}` left empty: fall back as if unset
 
 
+class ElasticsearchSinkConfig(HttpSinkBase):
+    """Elasticsearch 8 / OpenSearch 2 ``_bulk`` API (``create`` actions, deterministic ids)."""
+
+    type: Literal["elasticsearch"]
+    index: str = Field(
+        "logs-%Y.%m.%d",
+        min_length=1,
+        description="Target index: a strftime template applied to each record's UTC timestamp, "
+        "or a fixed index, alias or data stream name.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Elasticsearch API key, the base64 `encoded` value (ApiKey auth)."
+    )
+    api_key_file: Path | None = Field(None, description="Read the API key from this file.")
+    compression: Literal["none", "gzip"] = Field(
+        "none", description="gzip the request body (worth it across a network, costs CPU)."
+    )
+    pipeline: str | None = Field(None, description="Ingest pipeline to run on each document.")
+
+    @field_validator("index")
+    @classmethod
+    def _index_name(cls, v: str) -> str:
+        name = re.sub(r"%.", "", v)  # strftime directives such as %Y are fine
+        if name != name.lower() or any(c in name for c in ' "*\\<>|,/?#'):
+            raise ValueError(
+                'index names are lower-case without spaces or any of " * \\ < > | , / ? #'
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ElasticsearchSinkConfig:
+        given = [
+            n
+            for n in ("basic_auth", "bearer_token", "bearer_token_file", "api_key", "api_key_file")
+            if getattr(self, n) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"choose one authentication method, not {' and '.join(given)}")
+        return self
+
+
 class StdoutSinkConfig(StrictModel):
     """One compact JSON record per line on standard output."""
 
@@ -201,7 +242,8 @@ class StdoutSinkConfig(StrictModel):
 
 
 SinkConfig = Annotated[
-    LokiSinkConfig | OtlpSinkConfig | StdoutSinkConfig, Field(discriminator="type")
+    LokiSinkConfig | ElasticsearchSinkConfig | OtlpSinkConfig | StdoutSinkConfig,
+    Field(discriminator="type"),
 ]
 
 
@@ -244,6 +286,20 @@ class MultilineConfig(StrictModel):
         elif self.mode is None or self.pattern is None:
             raise ValueError("set a preset (java, python, go), or both mode and pattern")
         return self
+
+
+class DeadLetterConfig(StrictModel):
+    """Where records a sink refused for good (or gave up on) are kept, instead of lost."""
+
+    path: Path | None = Field(
+        None, description="JSON-lines file; null keeps none (such records are counted and logged)."
+    )
+    max_bytes: ByteSize = Field(
+        ByteSize(64 * 1024 * 1024), description="Rotate the file when it reaches this size."
+    )
+    max_files: int = Field(
+        3, ge=1, description="Rotated files kept (`path.1` is the newest); older ones are deleted."
+    )
 
 
 class SourceConfig(StrictModel):
@@ -386,6 +442,7 @@ class AgentConfig(BaseModel):
     otlp_metrics: OtlpMetricsConfig | None = Field(
         None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
     )
+    dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
 
     @model_validator(mode="after")
     def _routes_exist(self) -> AgentConfig:

@@ -37,6 +37,9 @@ class SourceInfo:
     attributes: dict[str, str] = field(default_factory=dict)
     # Container lines that did not parse: kept whole, flagged and counted.
     malformed: bool = False
+    # The file's identity key (source, device, inode): with a line's offset it names the
+    # line across restarts (Elasticsearch document ids).
+    identity: str = ""
 
 
 class Batch:
@@ -88,8 +91,9 @@ class Batch:
     def line_offsets(self) -> list[int]:
         """Byte offset of each line's start (computed with C loops on demand)."""
         if self.offsets is None:
+            # Each line is followed by its newline; every step runs in C (no lambda).
             starts = itertools.accumulate(
-                map(len, self.lines[:-1]), lambda acc, n: acc + n + 1, initial=self.start_offset
+                map((1).__add__, map(len, self.lines[:-1])), initial=self.start_offset
             )
             self.offsets = list(starts)
         return self.offsets

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import httpx
 
-from logship.config.model import LokiSinkConfig, OtlpSinkConfig, SinkConfig, StdoutSinkConfig
+from logship.config.model import (
+    ElasticsearchSinkConfig,
+    LokiSinkConfig,
+    OtlpSinkConfig,
+    SinkConfig,
+    StdoutSinkConfig,
+)
 from logship.sinks.base import SinkWorker
+from logship.sinks.deadletter import DeadLetterFile
 from logship.telemetry import Telemetry
 
 
@@ -14,6 +21,7 @@ def build_sink(
     cfg: SinkConfig,
     telemetry: Telemetry,
     transport: httpx.BaseTransport | None = None,
+    dead_letter: DeadLetterFile | None = None,
 ) -> SinkWorker:
     if isinstance(cfg, StdoutSinkConfig):
         from logship.sinks.stdout import StdoutSink
@@ -22,9 +30,13 @@ def build_sink(
     if isinstance(cfg, LokiSinkConfig):
         from logship.sinks.loki import LokiSink
 
-        return LokiSink(name, cfg, telemetry, transport)
+        return LokiSink(name, cfg, telemetry, transport, dead_letter)
+    if isinstance(cfg, ElasticsearchSinkConfig):
+        from logship.sinks.elasticsearch import ElasticsearchSink
+
+        return ElasticsearchSink(name, cfg, telemetry, transport, dead_letter)
     if isinstance(cfg, OtlpSinkConfig):
         from logship.sinks.otlp import OtlpSink
 
-        return OtlpSink(name, cfg, telemetry, transport)
+        return OtlpSink(name, cfg, telemetry, transport, dead_letter)
     raise ValueError(f"unsupported sink type: {type(cfg).__name__}")  # pragma: no cover

@@ -35,6 +35,7 @@ from logship.parsing.timestamps import (
     keys_in_order,
     ns_of_keys,
 )
+from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
 from logship.sinks.retry import parse_retry_after
@@ -286,8 +287,9 @@ class LokiSink(HttpSink):
         cfg: LokiSinkConfig,
         telemetry: Telemetry,
         transport: httpx.BaseTransport | None = None,
+        dead_letter: DeadLetterFile | None = None,
     ) -> None:
-        super().__init__(name, cfg, telemetry, transport)
+        super().__init__(name, cfg, telemetry, transport, dead_letter)
         self.loki = cfg
         self._static = {sanitize_label_name(k): v for k, v in cfg.labels.items()}
         self._field_labels = [(f, sanitize_label_name(f)) for f in cfg.label_fields]

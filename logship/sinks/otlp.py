@@ -48,6 +48,7 @@ from logship.config.model import OtlpSinkConfig
 from logship.parsing.batch import Batch
 from logship.parsing.formats import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.levels import severity_number
+from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
 from logship.sinks.protowire import WireError, iter_fields, len_field, varint
@@ -710,9 +711,10 @@ class OtlpSink(HttpSink):
         cfg: OtlpSinkConfig,
         telemetry: Telemetry,
         transport: httpx.BaseTransport | None = None,
+        dead_letter: DeadLetterFile | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(name, cfg, telemetry, transport)
+        super().__init__(name, cfg, telemetry, transport, dead_letter)
         import os
 
         self.otlp = cfg

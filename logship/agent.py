@@ -21,6 +21,7 @@ import httpx
 
 from logship.config.model import AgentConfig
 from logship.parsing.batch import Batch, SourceInfo
+from logship.parsing.options import options_of
 from logship.pipeline.acks import AckTracker, FileAcks
 from logship.pipeline.budget import MemoryBudget
 from logship.sinks import build_sink
@@ -144,7 +145,9 @@ class Agent:
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
-        info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
+        info = SourceInfo(
+            m.source, m.path, src.format, dict(self.extra_labels(m.source)), options_of(src)
+        )
         t = Tailer(
             path=m.path,
             fd=fd,

@@ -12,7 +12,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from logship.parsing.formats import normalize_records, timestamp_column
+from logship.parsing.formats import batch_timestamps, normalize_records, parse_lines
+from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
+from logship.parsing.parsed import Parsed
 from logship.parsing.timestamps import TimestampColumn
 
 if TYPE_CHECKING:
@@ -28,10 +30,12 @@ class SourceInfo:
     path: str
     format: str
     labels: dict[str, str] = field(default_factory=dict)
+    options: ParseOptions = DEFAULT_OPTIONS
 
 
 class Batch:
     __slots__ = (
+        "_parsed",
         "_records",
         "_ts",
         "end_offset",
@@ -66,6 +70,7 @@ class Batch:
         self.ticket: Ticket | JoinTicket | None = None
         self._ts: TimestampColumn | None = None
         self._records: list[dict[str, Any]] | None = None
+        self._parsed: Parsed | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -81,8 +86,15 @@ class Batch:
 
     def timestamps(self) -> TimestampColumn:
         if self._ts is None:
-            self._ts = timestamp_column(self.lines, self.info.format, self.read_ns)
+            self._ts = batch_timestamps(self)
         return self._ts
+
+    def parsed(self) -> Parsed:
+        """The format's parse of every line (shared by timestamps() and records())."""
+        if self._parsed is None:
+            info = self.info
+            self._parsed = parse_lines(self.lines, info.format, info.options, self.read_ns)
+        return self._parsed
 
     def records(self) -> list[dict[str, Any]]:
         if self._records is None:

@@ -7,18 +7,30 @@ Two entry points, both batch-in, batch-out:
   joined batch (the loop runs in C) and falls back to a full JSON parse only
   for lines the expression could not read.
 - :func:`normalize_records` builds the full normalized record of each line.
-  It parses every JSON line, so it runs only for sinks that need fields.
+  It parses every line (:func:`parse_lines`, the dispatch to one module per
+  format), so it runs only for sinks that need fields.
+
+Formats other than ``json``/``auto``/``raw``, and JSON with a configured
+timestamp rule, take their timestamps from the parse (:func:`batch_timestamps`).
 """
 
 from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from logship.parsing.levels import normalize_level
+from logship.parsing.access import parse_access
+from logship.parsing.levels import detect_levels, normalize_level, severity_number
+from logship.parsing.logfmt import LOOKS_LIKE_LOGFMT, parse_logfmt
+from logship.parsing.logfmt import parse_line as parse_logfmt_line
+from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
+from logship.parsing.parsed import TIME_KEYS, Parsed, from_fields
+from logship.parsing.regex import parse_regex
+from logship.parsing.syslog import parse_syslog
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
     FRACTION_NS,
@@ -34,10 +46,6 @@ from logship.parsing.timestamps import (
 if TYPE_CHECKING:
     from logship.parsing.batch import Batch
 
-FORMATS = ("auto", "json", "raw")
-TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
-LEVEL_KEYS = ("level", "lvl", "severity")
-MESSAGE_KEYS = ("msg", "message")
 
 # One match per line (MULTILINE ^...$), groups: whole seconds, then fraction and zone.
 # A line without a readable text timestamp still matches, with empty groups.
@@ -52,10 +60,15 @@ _TS_ANYWHERE = re.compile(rb"(?m)^(?:[ \t]*\{[^\n]*?" + _TS_VALUE + rb")?[^\n]*$
 _NO_MATCH = (b"", b"")
 
 
-def _slow_timestamp(line: bytes) -> int | None:
-    """Epoch ns from one JSON line by a real parse; None when it has none."""
+def _slow_timestamp(line: bytes, fmt: str = "json") -> int | None:
+    """Epoch ns from one JSON (or, with ``auto``, logfmt) line by a real parse; None if none."""
     stripped = line.lstrip()
     if not stripped.startswith(b"{"):
+        if fmt == "auto" and LOOKS_LIKE_LOGFMT.match(text := _decode(line)):
+            fields = parse_logfmt_line(text)
+            if fields is not None:
+                column = from_fields([fields], DEFAULT_OPTIONS, 0, []).timestamps
+                return column[0] if column else None
         return None
     try:
         obj = orjson.loads(stripped)
@@ -145,7 +158,7 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     if b"" in distinct_seconds:  # no text timestamp: a real parse, or the read time
         for i, w in enumerate(seconds):
             if w == b"":
-                ns = _slow_timestamp(lines[i])
+                ns = _slow_timestamp(lines[i], fmt)
                 seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
         distinct_seconds = set(seconds)
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
@@ -169,19 +182,25 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     return TimestampColumn(seconds, fracs, text_format)
 
 
-def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:
-    """JSON objects per line (None for raw lines) and the count of malformed lines."""
-    if fmt == "raw":
-        return [None] * len(lines), 0
+def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], list[int]]:
+    """JSON objects per line (None for other lines) and the indices of malformed lines.
+
+    With ``json`` every line that is not an object is malformed; with ``auto`` only
+    lines that start with ``{`` and do not parse.
+    """
+    n = len(lines)
     candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
-    out: list[dict[str, Any] | None] = [None] * len(lines)
-    malformed = 0 if fmt == "auto" else len(lines) - len(candidates)
+    out: list[dict[str, Any] | None] = [None] * n
+    malformed: list[int] = []
+    if fmt == "json" and len(candidates) != n:
+        starts = set(candidates)
+        malformed = [i for i in range(n) if i not in starts]
     if not candidates:
         return out, malformed
     try:  # one C call for the whole batch when every line is well-formed
         parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
-        if len(parsed) != len(candidates):
-            raise ValueError("line count mismatch")
+        if len(parsed) != len(candidates) or not all(isinstance(o, dict) for o in parsed):
+            raise ValueError("not one object per line")
         for i, obj in zip(candidates, parsed, strict=True):
             out[i] = obj
         return out, malformed
@@ -191,13 +210,72 @@ def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | 
         try:
             obj = orjson.loads(lines[i])
         except orjson.JSONDecodeError:
-            malformed += 1
-            continue
+            obj = None
         if isinstance(obj, dict):
             out[i] = obj
         else:
-            malformed += 1
+            malformed.append(i)
+    malformed.sort()
     return out, malformed
+
+
+def parse_json(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    objs, malformed = _parse_objects(lines, "json")
+    return from_fields(objs, opts, read_ns, malformed, not opts.fast_json_timestamps)
+
+
+def parse_auto(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    """JSON objects, logfmt lines and raw lines, told apart line by line.
+
+    A line starting with ``{`` is JSON (malformed if it does not parse); one starting
+    with ``key=`` is logfmt if it tokenizes as such (else raw, not malformed: it was a
+    guess); anything else is raw.
+    """
+    objs, malformed = _parse_objects(lines, "auto")
+    looks = LOOKS_LIKE_LOGFMT.match
+    for i, line in enumerate(lines):
+        if objs[i] is None and looks(text := line.decode("utf-8", "replace")):
+            objs[i] = parse_logfmt_line(text)
+    return from_fields(objs, opts, read_ns, malformed, not opts.fast_json_timestamps)
+
+
+def parse_raw(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    return Parsed.raw(len(lines))
+
+
+Parser = Callable[[list[bytes], ParseOptions, int], Parsed]
+PARSERS: dict[str, Parser] = {
+    "auto": parse_auto,
+    "json": parse_json,
+    "logfmt": parse_logfmt,
+    "regex": parse_regex,
+    "syslog": parse_syslog,
+    "nginx": parse_access,
+    "apache": parse_access,
+    "raw": parse_raw,
+    # "cri" and "docker" (container framing, logship/sources/framing.py) register here:
+    # framing strips the runtime's envelope, then the inner line takes its own format.
+}
+FORMATS = tuple(PARSERS)
+
+
+def parse_lines(lines: list[bytes], fmt: str, opts: ParseOptions, read_ns: int) -> Parsed:
+    """The dispatch: ``fmt`` is a name from :data:`FORMATS`; an unknown name reads raw."""
+    return PARSERS.get(fmt, parse_raw)(lines, opts, read_ns)
+
+
+def batch_timestamps(batch: Batch) -> TimestampColumn:
+    """A batch's timestamps: the fast column for JSON with the default rule, else parsed."""
+    fmt, opts = batch.info.format, batch.info.options
+    if fmt in ("auto", "json", "raw") and opts.fast_json_timestamps:
+        return timestamp_column(batch.lines, fmt, batch.read_ns)
+    column = batch.parsed().timestamps
+    read_ns = batch.read_ns
+    if column is None:  # not reached: parsers return a column unless the fast path applies
+        return TimestampColumn.constant(read_ns, len(batch.lines))
+    ns = [read_ns if t is None else t for t in column]
+    seconds, fractions = zip(*map(split_ns, ns), strict=True) if ns else ((), ())
+    return TimestampColumn(list(seconds), list(fractions))
 
 
 def _decode(line: bytes) -> str:
@@ -207,49 +285,39 @@ def _decode(line: bytes) -> str:
 def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
     """The normalized record of every line (see README, "The normalized record")."""
     lines = batch.lines
-    objs, malformed = _parse_objects(lines, batch.info.format)
+    parsed = batch.parsed()
     ts = batch.timestamps().ns()
     offsets = batch.line_offsets()
     observed = format_rfc3339(batch.read_ns)
     info = batch.info
     labels = info.labels
     path = info.path
+    objs, words, messages = parsed.fields, parsed.levels, parsed.messages
+    bad = set(parsed.malformed)
+    # Plain-text level detection, for lines kept raw (raw format, malformed, auto's raw).
+    raw_idx = [i for i, o in enumerate(objs) if o is None]
+    if raw_idx:
+        words = list(words)
+        found = detect_levels([lines[i] for i in raw_idx])
+        for i, w in zip(raw_idx, found, strict=True):
+            words[i] = w
     records: list[dict[str, Any]] = []
     append = records.append
     for i, line in enumerate(lines):
-        obj = objs[i]
-        level: str | None = None
-        message: str
-        fields: dict[str, Any]
-        if obj is None:
-            message = _decode(line)
-            fields = {}
-        else:
-            fields = obj
-            message = ""
-            for key in MESSAGE_KEYS:
-                v = fields.get(key)
-                if isinstance(v, str):
-                    message = v
-                    break
-            else:
-                message = _decode(line)
-            for key in LEVEL_KEYS:
-                if key in fields:
-                    level = normalize_level(fields[key])
-                    break
+        word = words[i]
+        message = messages[i]
+        fields = objs[i]
         rec: dict[str, Any] = {
             "timestamp": format_rfc3339(ts[i]),
             "observed_timestamp": observed,
-            "level": level,
-            "message": message,
-            "fields": fields,
+            "level": normalize_level(word),
+            "severity_number": severity_number(word),
+            "message": _decode(line) if message is None else message,
+            "fields": {} if fields is None else fields,
             "labels": labels,
             "source": {"path": path, "offset": offsets[i]},
         }
-        if (obj is None and info.format != "raw" and line.lstrip()[:1] == b"{") or (
-            obj is None and info.format == "json"
-        ):
+        if i in bad:
             rec["malformed"] = True
         append(rec)
-    return records, malformed
+    return records, len(bad)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 _TABLE: dict[str, tuple[str, int]] = {}
 for _words, _level, _number in (
     (("trace", "finest"), "trace", 1),
@@ -36,3 +39,36 @@ def severity_number(value: object) -> int:
         return 0
     hit = _TABLE.get(str(value).strip().lower())
     return hit[1] if hit else 0
+
+
+# Level words in plain text, searched in the first 200 bytes of each line; the leftmost
+# hit wins. Kept to forms that are rarely anything but a level: glog/klog prefixes
+# (``E1129 10:00:00.123 ...``), upper-case words (``ERROR``, ``WARNING:root:``,
+# ``production.ERROR:``), bracketed words in any case (``[info]``, ``[Warn]``) and
+# ``level=``/``lvl=``/``severity=`` pairs. Lower-case words alone (``error``) are not
+# taken: in prose they are too often not a level.
+_PLAIN_LEVEL = re.compile(
+    rb"^([IWEF])\d{4} \d\d:\d\d:\d\d"
+    rb"|\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|CRIT|FATAL|PANIC|SEVERE)\b"
+    rb"|\[(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|alert|emerg))\]"
+    rb'|\b(?:level|lvl|severity)=["\']?'
+    rb"(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|panic))\b"
+)
+_GLOG = {b"I": "info", b"W": "warn", b"E": "error", b"F": "fatal"}
+PLAIN_SCAN_BYTES = 200
+
+
+def detect_levels(lines: list[bytes]) -> list[str | None]:
+    """The level word found in each plain-text line, or None (see ``_PLAIN_LEVEL``)."""
+    matches = map(
+        _PLAIN_LEVEL.search, lines, itertools.repeat(0), itertools.repeat(PLAIN_SCAN_BYTES)
+    )
+    out: list[str | None] = []
+    for m in matches:
+        if m is None:
+            out.append(None)
+        elif m.lastindex == 1:
+            out.append(_GLOG[m[1]])
+        else:
+            out.append(m[m.lastindex or 0].decode("ascii"))
+    return out

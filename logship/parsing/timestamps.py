@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 _NS = 1_000_000_000
@@ -197,8 +197,11 @@ def format_rfc3339(ns: int) -> str:
     return f"{base}.{f:09d}Z"
 
 
-def parse_text_timestamp(text: str) -> int | None:
-    """Any RFC 3339 / ISO 8601 timestamp string to epoch ns (slow path, one line)."""
+def parse_text_timestamp(text: str, default_zone: tzinfo = UTC) -> int | None:
+    """Any RFC 3339 / ISO 8601 timestamp string to epoch ns (slow path, one line).
+
+    A time written without an offset is read in ``default_zone``.
+    """
     t = text.strip()
     if not t:
         return None
@@ -220,7 +223,7 @@ def parse_text_timestamp(text: str) -> int | None:
             main = main[:-1] + "+00:00"
         dt = datetime.fromisoformat(main.replace(" ", "T", 1) if "T" not in main else main)
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
+            dt = dt.replace(tzinfo=default_zone)
         return int(dt.timestamp()) * _NS + frac_ns
     except (ValueError, OverflowError):
         return None

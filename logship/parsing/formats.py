@@ -23,14 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from logship.parsing.access import parse_access
 from logship.parsing.levels import detect_levels, normalize_level, severity_number
-from logship.parsing.logfmt import LOOKS_LIKE_LOGFMT, parse_logfmt
-from logship.parsing.logfmt import parse_line as parse_logfmt_line
 from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
 from logship.parsing.parsed import TIME_KEYS, Parsed, from_fields
-from logship.parsing.regex import parse_regex
-from logship.parsing.syslog import parse_syslog
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
     FRACTION_NS,
@@ -64,8 +59,12 @@ def _slow_timestamp(line: bytes, fmt: str = "json") -> int | None:
     """Epoch ns from one JSON (or, with ``auto``, logfmt) line by a real parse; None if none."""
     stripped = line.lstrip()
     if not stripped.startswith(b"{"):
-        if fmt == "auto" and LOOKS_LIKE_LOGFMT.match(text := _decode(line)):
-            fields = parse_logfmt_line(text)
+        if fmt != "auto":
+            return None
+        from logship.parsing import logfmt
+
+        if logfmt.LOOKS_LIKE_LOGFMT.match(text := _decode(line)):
+            fields = logfmt.parse_line(text)
             if fields is not None:
                 column = from_fields([fields], DEFAULT_OPTIONS, 0, []).timestamps
                 return column[0] if column else None
@@ -231,16 +230,44 @@ def parse_auto(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
     with ``key=`` is logfmt if it tokenizes as such (else raw, not malformed: it was a
     guess); anything else is raw.
     """
+    from logship.parsing import logfmt
+
     objs, malformed = _parse_objects(lines, "auto")
-    looks = LOOKS_LIKE_LOGFMT.match
+    looks = logfmt.LOOKS_LIKE_LOGFMT.match
     for i, line in enumerate(lines):
         if objs[i] is None and looks(text := line.decode("utf-8", "replace")):
-            objs[i] = parse_logfmt_line(text)
+            objs[i] = logfmt.parse_line(text)
     return from_fields(objs, opts, read_ns, malformed, not opts.fast_json_timestamps)
 
 
 def parse_raw(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
     return Parsed.raw(len(lines))
+
+
+# The other formats' modules are imported on first use: compiling their expressions at
+# start-up would cost every run (~0.02 G instructions), also runs that never see them.
+def parse_logfmt(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    from logship.parsing.logfmt import parse_logfmt as parse
+
+    return parse(lines, opts, read_ns)
+
+
+def parse_regex(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    from logship.parsing.regex import parse_regex as parse
+
+    return parse(lines, opts, read_ns)
+
+
+def parse_syslog(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    from logship.parsing.syslog import parse_syslog as parse
+
+    return parse(lines, opts, read_ns)
+
+
+def parse_access(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    from logship.parsing.access import parse_access as parse
+
+    return parse(lines, opts, read_ns)
 
 
 Parser = Callable[[list[bytes], ParseOptions, int], Parsed]

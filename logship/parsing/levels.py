@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 
@@ -47,21 +48,26 @@ def severity_number(value: object) -> int:
 # ``production.ERROR:``), bracketed words in any case (``[info]``, ``[Warn]``) and
 # ``level=``/``lvl=``/``severity=`` pairs. Lower-case words alone (``error``) are not
 # taken: in prose they are too often not a level.
-_PLAIN_LEVEL = re.compile(
-    rb"^([IWEF])\d{4} \d\d:\d\d:\d\d"
-    rb"|\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|CRIT|FATAL|PANIC|SEVERE)\b"
-    rb"|\[(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|alert|emerg))\]"
-    rb'|\b(?:level|lvl|severity)=["\']?'
-    rb"(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|panic))\b"
-)
+@functools.cache
+def _plain_level() -> re.Pattern[bytes]:
+    """Compiled on first use: only raw lines need it, and compiling costs start-up time."""
+    return re.compile(
+        rb"^([IWEF])\d{4} \d\d:\d\d:\d\d"
+        rb"|\b(TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|CRIT|FATAL|PANIC|SEVERE)\b"
+        rb"|\[(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|alert|emerg))\]"
+        rb'|\b(?:level|lvl|severity)=["\']?'
+        rb"(?i:(trace|debug|info|notice|warn|warning|error|err|crit|critical|fatal|panic))\b"
+    )
+
+
 _GLOG = {b"I": "info", b"W": "warn", b"E": "error", b"F": "fatal"}
 PLAIN_SCAN_BYTES = 200
 
 
 def detect_levels(lines: list[bytes]) -> list[str | None]:
-    """The level word found in each plain-text line, or None (see ``_PLAIN_LEVEL``)."""
+    """The level word found in each plain-text line, or None (see ``_plain_level``)."""
     matches = map(
-        _PLAIN_LEVEL.search, lines, itertools.repeat(0), itertools.repeat(PLAIN_SCAN_BYTES)
+        _plain_level().search, lines, itertools.repeat(0), itertools.repeat(PLAIN_SCAN_BYTES)
     )
     out: list[str | None] = []
     for m in matches:

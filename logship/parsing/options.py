@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from logship.parsing.timestamps import epoch_number_to_ns, parse_text_timestamp
 
@@ -33,6 +31,8 @@ def zone(name: str) -> tzinfo:
     """``UTC`` or an IANA zone name (``Europe/Berlin``); raises ValueError when unknown."""
     if name.upper() == "UTC":
         return UTC
+    from zoneinfo import ZoneInfo  # imported when needed: it costs start-up time
+
     try:
         return ZoneInfo(name)
     except (ValueError, KeyError, OSError) as e:  # ZoneInfoNotFoundError is a KeyError
@@ -85,18 +85,22 @@ def _epoch_number(value: int | float, unit_ns: int) -> int:
     return round(value)
 
 
-@dataclass(frozen=True, slots=True)
 class TimestampRule:
     """Where a record's time is and how it is written.
 
     ``format`` is ``auto`` (numbers and digit strings by their size, text as
     RFC 3339), ``rfc3339``, one of the epoch units, or a strptime pattern (it
     contains ``%``). ``timezone`` applies to times written without an offset.
+    (Plain classes, not dataclasses, here and in parsed.py: building a dataclass
+    costs start-up time on every run.)
     """
 
-    field: str | None = None
-    format: str = "auto"
-    timezone: tzinfo = UTC
+    __slots__ = ("field", "format", "timezone")
+
+    def __init__(self, field: str | None = None, format: str = "auto", timezone: tzinfo = UTC):
+        self.field = field
+        self.format = format
+        self.timezone = timezone
 
     @property
     def is_default(self) -> bool:
@@ -164,18 +168,22 @@ class TimestampRule:
         return int(dt.timestamp()) * _NS + dt.microsecond * 1000
 
 
-def _no_pattern() -> re.Pattern[str] | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class ParseOptions:
     """Per-source parsing settings; the defaults read the usual field names."""
 
-    regex: re.Pattern[str] | None = field(default_factory=_no_pattern)
-    timestamp: TimestampRule = field(default_factory=TimestampRule)
-    level_field: str | None = None
-    message_field: str | None = None
+    __slots__ = ("level_field", "message_field", "regex", "timestamp")
+
+    def __init__(
+        self,
+        regex: re.Pattern[str] | None = None,
+        timestamp: TimestampRule | None = None,
+        level_field: str | None = None,
+        message_field: str | None = None,
+    ) -> None:
+        self.regex = regex
+        self.timestamp = timestamp if timestamp is not None else TimestampRule()
+        self.level_field = level_field
+        self.message_field = message_field
 
     @property
     def fast_json_timestamps(self) -> bool:

@@ -7,7 +7,6 @@ kept raw (``fields[i] is None``) and listed in ``malformed``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from logship.parsing.options import ParseOptions
@@ -17,7 +16,6 @@ LEVEL_KEYS = ("level", "lvl", "severity")
 MESSAGE_KEYS = ("msg", "message")
 
 
-@dataclass(slots=True)
 class Parsed:
     """Per-line results of one parser over one batch.
 
@@ -29,11 +27,21 @@ class Parsed:
     - ``malformed``: indices of lines that should have parsed but did not.
     """
 
-    fields: list[dict[str, Any] | None]
-    timestamps: list[int | None] | None
-    levels: list[str | None]
-    messages: list[str | None]
-    malformed: list[int] = field(default_factory=list)
+    __slots__ = ("fields", "levels", "malformed", "messages", "timestamps")
+
+    def __init__(
+        self,
+        fields: list[dict[str, Any] | None],
+        timestamps: list[int | None] | None,
+        levels: list[str | None],
+        messages: list[str | None],
+        malformed: list[int] | None = None,
+    ) -> None:
+        self.fields = fields
+        self.timestamps = timestamps
+        self.levels = levels
+        self.messages = messages
+        self.malformed = [] if malformed is None else malformed
 
     @classmethod
     def raw(cls, n: int, malformed: list[int] | None = None) -> Parsed:

@@ -370,6 +370,9 @@ def test_unknown_or_empty_level_is_unspecified() -> None:
         (b"an error in prose", None),
         (b"INFORMATION is not INFO-rmation", "INFO"),
         (b"ERRORS", None),
+        (b"XERROR_Y ERROR", "ERROR"),  # a word boundary on both sides
+        (b"mylevel=debug level=warn", "warn"),
+        (b"E0105 x [error]", "error"),  # not a glog prefix: the bracketed word
         (b"x" * 300 + b" ERROR", None),  # past the scanned prefix
         (b"", None),
     ],
@@ -433,3 +436,20 @@ def test_source_config_options_reach_the_parser() -> None:
     assert (opts.level_field, opts.message_field) == ("lv", "m")
     default = options_of(source_config().sources["app"])
     assert default.timestamp.is_default and default.regex is None
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from(["T", " ", "t"]),
+    st.sampled_from(["", ".5", ".123", ",250", ".123456789"]),
+    st.sampled_from(["", "Z", "z", "+01:00", "-0530", "+00:00"]),
+    st.sampled_from(["UTC", "Europe/Berlin"]),
+)
+def test_rfc3339_column_matches_the_one_value_parse(
+    dt: datetime, sep: str, frac: str, tz: str, default_zone: str
+) -> None:
+    text = dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + frac + tz
+    rule = TimestampRule(None, "rfc3339", zone(default_zone))
+    expected = rule.to_ns(text, READ_NS)
+    assert expected is not None
+    assert rule.column([text, text, None], READ_NS) == [expected, expected, None]

@@ -21,6 +21,9 @@ _NS = 1_000_000_000
 EPOCH_UNITS = {"epoch_s": _NS, "epoch_ms": 1_000_000, "epoch_us": 1_000, "epoch_ns": 1}
 TIME_FORMATS = ("auto", "rfc3339", *EPOCH_UNITS)
 _EPOCH_TEXT = re.compile(r"([+-]?)(\d+)(?:\.(\d*))?")
+_RFC3339_SPLIT = re.compile(
+    r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)((?:[.,]\d{1,9})?)(Z|z|[+-]\d\d:?\d\d)?"
+)
 # A line may be written up to this long after the clock that stamped it (clock skew) and
 # still belong to the year in which it was read; see :func:`infer_year`.
 _FUTURE_SLACK_NS = 86_400 * _NS
@@ -114,12 +117,34 @@ class TimestampRule:
             return None
 
     def column(self, values: Iterable[object], read_ns: int) -> list[int | None]:
-        """Values to epoch ns; equal text values (same second, same logger) convert once."""
+        """Values to epoch ns; equal values convert once.
+
+        RFC 3339 text is split into its whole second (with zone), converted once per
+        distinct second, and its fraction, converted once per distinct fraction: lines
+        of one batch share a handful of seconds, so most values cost one regex match.
+        """
         cache: dict[object, int | None] = {}
+        seconds: dict[tuple[str, str | None], int | None] = {}
+        fractions: dict[str, int] = {}
+        split = _RFC3339_SPLIT.fullmatch if self.format in ("auto", "rfc3339") else None
         out: list[int | None] = []
         for v in values:
             if v is None:
                 out.append(None)
+                continue
+            if split is not None and type(v) is str and (m := split(v)) is not None:
+                head, frac, z = m.groups()
+                if (head, z) in seconds:
+                    sec = seconds[head, z]
+                else:
+                    sec = seconds[head, z] = parse_text_timestamp(head + (z or ""), self.timezone)
+                if sec is None:
+                    out.append(None)
+                    continue
+                f = fractions.get(frac)
+                if f is None:
+                    f = fractions[frac] = int(frac[1:].ljust(9, "0")) if frac else 0
+                out.append(sec + f)
                 continue
             key = (type(v), v) if isinstance(v, str | int | float) else None
             if key is not None and key in cache:

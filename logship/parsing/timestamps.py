@@ -191,9 +191,17 @@ def epoch_number_to_ns(value: float | int) -> int:
     return int(value) * _NS
 
 
+_RFC3339_SECONDS: dict[int, str] = {}
+
+
 def format_rfc3339(ns: int) -> str:
+    """RFC 3339 UTC with nanoseconds; the text of each second is cached (lines share seconds)."""
     s, f = divmod(ns, _NS)
-    base = datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _RFC3339_SECONDS.get(s)
+    if base is None:
+        if len(_RFC3339_SECONDS) >= 4096:
+            _RFC3339_SECONDS.clear()
+        base = _RFC3339_SECONDS[s] = datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{f:09d}Z"
 
 

@@ -55,25 +55,34 @@ _TS_ANYWHERE = re.compile(rb"(?m)^(?:[ \t]*\{[^\n]*?" + _TS_VALUE + rb")?[^\n]*$
 _NO_MATCH = (b"", b"")
 
 
-def _slow_timestamp(line: bytes, fmt: str = "json") -> int | None:
-    """Epoch ns from one JSON (or, with ``auto``, logfmt) line by a real parse; None if none."""
+def _slow_timestamp(line: bytes) -> int | None:
+    """Epoch ns from one JSON line by a real parse; None when it has none."""
     stripped = line.lstrip()
     if not stripped.startswith(b"{"):
-        if fmt != "auto":
-            return None
-        from logship.parsing import logfmt
-
-        if logfmt.LOOKS_LIKE_LOGFMT.match(text := _decode(line)):
-            fields = logfmt.parse_line(text)
-            if fields is not None:
-                column = from_fields([fields], DEFAULT_OPTIONS, 0, []).timestamps
-                return column[0] if column else None
         return None
     try:
         obj = orjson.loads(stripped)
     except orjson.JSONDecodeError:
         return None
     return timestamp_of(obj) if isinstance(obj, dict) else None
+
+
+def _slow_timestamps(lines: list[bytes], fmt: str) -> list[int | None]:
+    """Epoch ns of lines the time-key expression could not read: JSON lines one by one,
+    and with ``auto`` the logfmt lines as one batch."""
+    out = list(map(_slow_timestamp, lines))
+    if fmt != "auto":
+        return out
+    from logship.parsing import logfmt
+
+    looks = logfmt.LOOKS_LIKE_LOGFMT.match
+    texts = {i: t for i, line in enumerate(lines) if looks(t := _decode(line))}
+    if texts:
+        fields = [logfmt.parse_line(t) for t in texts.values()]
+        column = from_fields(fields, DEFAULT_OPTIONS, 0, []).timestamps or []
+        for i, ns in zip(texts, column, strict=True):
+            out[i] = ns
+    return out
 
 
 def timestamp_of(obj: dict[str, Any]) -> int | None:
@@ -155,10 +164,9 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     if distinct_seconds is None:
         distinct_seconds = set(seconds)
     if b"" in distinct_seconds:  # no text timestamp: a real parse, or the read time
-        for i, w in enumerate(seconds):
-            if w == b"":
-                ns = _slow_timestamp(lines[i], fmt)
-                seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
+        missing = [i for i, w in enumerate(seconds) if w == b""]
+        for i, ns in zip(missing, _slow_timestamps([lines[i] for i in missing], fmt), strict=True):
+            seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
         distinct_seconds = set(seconds)
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
     # exact path, line by line, which is rare.

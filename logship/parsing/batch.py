@@ -12,12 +12,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from logship.parsing.formats import batch_timestamps, normalize_records, parse_lines
+from logship.parsing.formats import batch_timestamps, parse_lines
 from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
-from logship.parsing.parsed import Parsed
 from logship.parsing.timestamps import TimestampColumn
 
 if TYPE_CHECKING:
+    from logship.parsing.parsed import Parsed
     from logship.pipeline.acks import JoinTicket, Ticket
     from logship.telemetry import Telemetry
 
@@ -93,14 +93,18 @@ class Batch:
         """The format's parse of every line (shared by timestamps() and records())."""
         if self._parsed is None:
             info = self.info
-            self._parsed = parse_lines(self.lines, info.format, info.options, self.read_ns)
+            self._parsed = parsed = parse_lines(self.lines, info.format, info.options, self.read_ns)
+            # Counted here, once per batch, so that a sink needing only timestamps of a
+            # non-JSON format (Loki) counts malformed lines too.
+            if parsed.malformed and self.telemetry is not None:
+                self.telemetry.malformed(info.source, len(parsed.malformed))
         return self._parsed
 
     def records(self) -> list[dict[str, Any]]:
         if self._records is None:
-            self._records, malformed = normalize_records(self)
-            if malformed and self.telemetry is not None:
-                self.telemetry.malformed(self.info.source, malformed)
+            from logship.parsing.records import normalize_records
+
+            self._records, _ = normalize_records(self)
         return self._records
 
     def split(self) -> tuple[Batch, Batch]:

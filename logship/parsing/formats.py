@@ -6,9 +6,8 @@ Two entry points, both batch-in, batch-out:
   lines it finds the usual time keys with one regular expression over the whole
   joined batch (the loop runs in C) and falls back to a full JSON parse only
   for lines the expression could not read.
-- :func:`normalize_records` builds the full normalized record of each line.
-  It parses every line (:func:`parse_lines`, the dispatch to one module per
-  format), so it runs only for sinks that need fields.
+- :func:`parse_lines` is the dispatch to one module per format; records.py builds
+  the normalized records from its result, only for sinks that need fields.
 
 Formats other than ``json``/``auto``/``raw``, and JSON with a configured
 timestamp rule, take their timestamps from the parse (:func:`batch_timestamps`).
@@ -16,23 +15,21 @@ timestamp rule, take their timestamps from the parse (:func:`batch_timestamps`).
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from logship.parsing.levels import detect_levels, normalize_level, severity_number
-from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
-from logship.parsing.parsed import TIME_KEYS, Parsed, from_fields
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
     FRACTION_NS,
     SECONDS_NS,
+    TIME_KEYS,
     TimestampColumn,
     epoch_number_to_ns,
-    format_rfc3339,
     parse_text_timestamp,
     split_ns,
     text_format_of,
@@ -40,6 +37,8 @@ from logship.parsing.timestamps import (
 
 if TYPE_CHECKING:
     from logship.parsing.batch import Batch
+    from logship.parsing.options import ParseOptions
+    from logship.parsing.parsed import Parsed
 
 
 # One match per line (MULTILINE ^...$), groups: whole seconds, then fraction and zone.
@@ -74,9 +73,11 @@ def _slow_timestamps(lines: list[bytes], fmt: str) -> list[int | None]:
     if fmt != "auto":
         return out
     from logship.parsing import logfmt
+    from logship.parsing.options import DEFAULT_OPTIONS
+    from logship.parsing.parsed import from_fields
 
     looks = logfmt.LOOKS_LIKE_LOGFMT.match
-    texts = {i: t for i, line in enumerate(lines) if looks(t := _decode(line))}
+    texts = {i: t for i, line in enumerate(lines) if looks(t := line.decode("utf-8", "replace"))}
     if texts:
         fields = [logfmt.parse_line(t) for t in texts.values()]
         column = from_fields(fields, DEFAULT_OPTIONS, 0, []).timestamps or []
@@ -189,114 +190,39 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     return TimestampColumn(seconds, fracs, text_format)
 
 
-def _parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], list[int]]:
-    """JSON objects per line (None for other lines) and the indices of malformed lines.
-
-    With ``json`` every line that is not an object is malformed; with ``auto`` only
-    lines that start with ``{`` and do not parse.
-    """
-    n = len(lines)
-    candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
-    out: list[dict[str, Any] | None] = [None] * n
-    malformed: list[int] = []
-    if fmt == "json" and len(candidates) != n:
-        starts = set(candidates)
-        malformed = [i for i in range(n) if i not in starts]
-    if not candidates:
-        return out, malformed
-    try:  # one C call for the whole batch when every line is well-formed
-        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
-        if len(parsed) != len(candidates) or not all(isinstance(o, dict) for o in parsed):
-            raise ValueError("not one object per line")
-        for i, obj in zip(candidates, parsed, strict=True):
-            out[i] = obj
-        return out, malformed
-    except (orjson.JSONDecodeError, ValueError):
-        pass
-    for i in candidates:
-        try:
-            obj = orjson.loads(lines[i])
-        except orjson.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            out[i] = obj
-        else:
-            malformed.append(i)
-    malformed.sort()
-    return out, malformed
-
-
-def parse_json(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    objs, malformed = _parse_objects(lines, "json")
-    return from_fields(objs, opts, read_ns, malformed, not opts.fast_json_timestamps)
-
-
-def parse_auto(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    """JSON objects, logfmt lines and raw lines, told apart line by line.
-
-    A line starting with ``{`` is JSON (malformed if it does not parse); one starting
-    with ``key=`` is logfmt if it tokenizes as such (else raw, not malformed: it was a
-    guess); anything else is raw.
-    """
-    from logship.parsing import logfmt
-
-    objs, malformed = _parse_objects(lines, "auto")
-    looks = logfmt.LOOKS_LIKE_LOGFMT.match
-    for i, line in enumerate(lines):
-        if objs[i] is None and looks(text := line.decode("utf-8", "replace")):
-            objs[i] = logfmt.parse_line(text)
-    return from_fields(objs, opts, read_ns, malformed, not opts.fast_json_timestamps)
-
-
-def parse_raw(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    return Parsed.raw(len(lines))
-
-
-# The other formats' modules are imported on first use: compiling their expressions at
-# start-up would cost every run (~0.02 G instructions), also runs that never see them.
-def parse_logfmt(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    from logship.parsing.logfmt import parse_logfmt as parse
-
-    return parse(lines, opts, read_ns)
-
-
-def parse_regex(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    from logship.parsing.regex import parse_regex as parse
-
-    return parse(lines, opts, read_ns)
-
-
-def parse_syslog(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    from logship.parsing.syslog import parse_syslog as parse
-
-    return parse(lines, opts, read_ns)
-
-
-def parse_access(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
-    from logship.parsing.access import parse_access as parse
-
-    return parse(lines, opts, read_ns)
-
-
-Parser = Callable[[list[bytes], ParseOptions, int], Parsed]
-PARSERS: dict[str, Parser] = {
-    "auto": parse_auto,
-    "json": parse_json,
-    "logfmt": parse_logfmt,
-    "regex": parse_regex,
-    "syslog": parse_syslog,
-    "nginx": parse_access,
-    "apache": parse_access,
-    "raw": parse_raw,
+Parser = Callable[[list[bytes], "ParseOptions", int], "Parsed"]
+# Each format's parser ("module:function" under logship.parsing), imported on first use:
+# compiling every parser's expressions at start-up would cost every run, also the runs
+# that never see those formats.
+PARSERS: dict[str, str] = {
+    "auto": "jsonlines:parse_auto",
+    "json": "jsonlines:parse_json",
+    "logfmt": "logfmt:parse_logfmt",
+    "regex": "regex:parse_regex",
+    "syslog": "syslog:parse_syslog",
+    "nginx": "access:parse_access",
+    "apache": "access:parse_access",
+    "raw": "parsed:parse_raw",
     # "cri" and "docker" (container framing, logship/sources/framing.py) register here:
     # framing strips the runtime's envelope, then the inner line takes its own format.
 }
 FORMATS = tuple(PARSERS)
+_LOADED: dict[str, Parser] = {}
+
+
+def parser_for(fmt: str) -> Parser:
+    """The parser of a format name from :data:`FORMATS`; an unknown name reads raw."""
+    parser = _LOADED.get(fmt)
+    if parser is None:
+        module, _, name = PARSERS.get(fmt, PARSERS["raw"]).partition(":")
+        parser = getattr(importlib.import_module(f"logship.parsing.{module}"), name)
+        _LOADED[fmt] = parser
+    return cast(Parser, parser)
 
 
 def parse_lines(lines: list[bytes], fmt: str, opts: ParseOptions, read_ns: int) -> Parsed:
-    """The dispatch: ``fmt`` is a name from :data:`FORMATS`; an unknown name reads raw."""
-    return PARSERS.get(fmt, parse_raw)(lines, opts, read_ns)
+    """The dispatch: every line of a batch through its format's parser."""
+    return parser_for(fmt)(lines, opts, read_ns)
 
 
 def batch_timestamps(batch: Batch) -> TimestampColumn:
@@ -311,48 +237,3 @@ def batch_timestamps(batch: Batch) -> TimestampColumn:
     ns = [read_ns if t is None else t for t in column]
     seconds, fractions = zip(*map(split_ns, ns), strict=True) if ns else ((), ())
     return TimestampColumn(list(seconds), list(fractions))
-
-
-def _decode(line: bytes) -> str:
-    return line.decode("utf-8", "replace")
-
-
-def normalize_records(batch: Batch) -> tuple[list[dict[str, Any]], int]:
-    """The normalized record of every line (see README, "The normalized record")."""
-    lines = batch.lines
-    parsed = batch.parsed()
-    ts = batch.timestamps().ns()
-    offsets = batch.line_offsets()
-    observed = format_rfc3339(batch.read_ns)
-    info = batch.info
-    labels = info.labels
-    path = info.path
-    objs, words, messages = parsed.fields, parsed.levels, parsed.messages
-    bad = set(parsed.malformed)
-    # Plain-text level detection, for lines kept raw (raw format, malformed, auto's raw).
-    raw_idx = [i for i, o in enumerate(objs) if o is None]
-    if raw_idx:
-        words = list(words)
-        found = detect_levels([lines[i] for i in raw_idx])
-        for i, w in zip(raw_idx, found, strict=True):
-            words[i] = w
-    records: list[dict[str, Any]] = []
-    append = records.append
-    for i, line in enumerate(lines):
-        word = words[i]
-        message = messages[i]
-        fields = objs[i]
-        rec: dict[str, Any] = {
-            "timestamp": format_rfc3339(ts[i]),
-            "observed_timestamp": observed,
-            "level": normalize_level(word),
-            "severity_number": severity_number(word),
-            "message": _decode(line) if message is None else message,
-            "fields": {} if fields is None else fields,
-            "labels": labels,
-            "source": {"path": path, "offset": offsets[i]},
-        }
-        if i in bad:
-            rec["malformed"] = True
-        append(rec)
-    return records, len(bad)

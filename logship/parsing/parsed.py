@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from logship.parsing.options import ParseOptions
+from logship.parsing.timestamps import TIME_KEYS
 
-TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
 LEVEL_KEYS = ("level", "lvl", "severity")
 MESSAGE_KEYS = ("msg", "message")
 
@@ -97,3 +97,8 @@ def from_fields(
             times.append(_first(obj, tf, TIME_KEYS))
     timestamps = opts.timestamp.column(times, read_ns) if with_timestamps else None
     return Parsed(objs, timestamps, levels, messages, malformed)
+
+
+def parse_raw(lines: list[bytes], opts: ParseOptions, read_ns: int) -> Parsed:
+    """``raw``: every line kept as it is."""
+    return Parsed.raw(len(lines))

@@ -11,7 +11,7 @@ distinct text in a batch (a batch of syslog lines shares a handful of seconds).
   an RFC 3339 time in place of ``Mmm dd hh:mm:ss`` (rsyslog's high-precision
   file format) is accepted. Its time has no year and no zone: the zone is the
   source's ``timestamp.timezone`` (UTC by default) and the year is inferred from
-  the read time (:func:`logship.parsing.options.infer_year`: December lines read
+  the read time (:func:`logship.parsing.timevalues.infer_year`: December lines read
   in January belong to last year).
 
 The severity name (``emerg`` … ``debug``) is the level word, so it normalizes
@@ -25,9 +25,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from logship.parsing.options import ParseOptions, infer_year
+from logship.parsing.options import ParseOptions
 from logship.parsing.parsed import Parsed
 from logship.parsing.timestamps import parse_text_timestamp
+from logship.parsing.timevalues import infer_year
 
 FACILITIES = (
     "kern",

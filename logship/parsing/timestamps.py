@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 _NS = 1_000_000_000
+# The usual names of a record's time field, in order of preference.
+TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
 _MAX_CACHE = 200_000
 
 SecondsKey = bytes | int

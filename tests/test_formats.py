@@ -453,3 +453,15 @@ def test_rfc3339_column_matches_the_one_value_parse(
     expected = rule.to_ns(text, READ_NS)
     assert expected is not None
     assert rule.column([text, text, None], READ_NS) == [expected, expected, None]
+
+
+def test_malformed_counted_once_also_when_only_timestamps_are_needed() -> None:
+    from logship.telemetry import Telemetry
+
+    t = Telemetry()
+    info = SourceInfo("app", "/logs/x.log", "syslog", {})
+    b = Batch(info, [b"<13>Jan  5 11:00:00 h a: ok", b"not syslog", b""], 0, 40, READ_NS, t)
+    b.timestamps()  # what the Loki sink asks for
+    assert t.sources["app"].malformed == 2
+    b.records()  # what the stdout sink asks for
+    assert t.sources["app"].malformed == 2

@@ -465,3 +465,22 @@ def test_malformed_counted_once_also_when_only_timestamps_are_needed() -> None:
     assert t.sources["app"].malformed == 2
     b.records()  # what the stdout sink asks for
     assert t.sources["app"].malformed == 2
+
+
+def test_split_halves_keep_the_parse_and_count_nothing_twice() -> None:
+    from logship.telemetry import Telemetry
+
+    t = Telemetry()
+    lines = [b"a=1", b"bad", b"b=2", b"worse", b"c=3"]
+    b = Batch(SourceInfo("app", "/x", "logfmt", {}), lines, 0, 30, READ_NS, t)
+    whole = b.records()
+    left, right = b.split()
+    b2 = Batch(SourceInfo("app", "/x", "logfmt", {}), lines, 0, 30, READ_NS)
+    b2.timestamps()
+    l2, r2 = b2.split()
+    assert [r["message"] for r in l2.records() + r2.records()] == [r["message"] for r in whole]
+    assert [r.get("malformed", False) for r in l2.records() + r2.records()] == [
+        False, True, False, True, False,
+    ]  # fmt: skip
+    assert left.parsed().malformed == [1] and right.parsed().malformed == [1]
+    assert t.sources["app"].malformed == 2

@@ -132,6 +132,8 @@ class Batch:
             b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi], ts.text_format)
             if self._records is not None:
                 b._records = self._records[lo:hi]
+            if self._parsed is not None:  # parsed (and its malformed lines counted) once
+                b._parsed = self._parsed.slice(lo, hi)
             b.ticket = join
             halves.append(b)
         return halves[0], halves[1]

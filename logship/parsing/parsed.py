@@ -47,6 +47,17 @@ class Parsed:
     def raw(cls, n: int, malformed: list[int] | None = None) -> Parsed:
         return cls([None] * n, [None] * n, [None] * n, [None] * n, malformed or [])
 
+    def slice(self, lo: int, hi: int) -> Parsed:
+        """Lines ``lo`` to ``hi`` (a batch split in halves keeps its parse)."""
+        ts = self.timestamps
+        return Parsed(
+            self.fields[lo:hi],
+            None if ts is None else ts[lo:hi],
+            self.levels[lo:hi],
+            self.messages[lo:hi],
+            [i - lo for i in self.malformed if lo <= i < hi],
+        )
+
 
 def _first(obj: dict[str, Any], named: str | None, keys: tuple[str, ...]) -> Any:
     if named is not None:

@@ -21,6 +21,7 @@ import httpx
 
 from logship.config.model import AgentConfig
 from logship.parsing.batch import Batch, SourceInfo
+from logship.parsing.options import options_of
 from logship.pipeline.acks import AckTracker, FileAcks
 from logship.pipeline.budget import MemoryBudget
 from logship.sinks import build_sink
@@ -170,7 +171,15 @@ class Agent:
         for name in POD_LABELS:
             if name in pod:
                 labels.setdefault(name, pod[name])
-        info = SourceInfo(m.source, m.path, src.format, labels, pod, identity=key)
+        info = SourceInfo(
+            m.source,
+            m.path,
+            src.format,
+            labels,
+            attributes=pod,
+            identity=key,
+            options=options_of(src),
+        )
         t = Tailer(
             path=m.path,
             fd=fd,

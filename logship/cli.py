@@ -205,10 +205,17 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "json", "raw", "cri", "docker"]),
-    default="auto",
-    show_default=True,
-    help="How lines are parsed; cri and docker read container runtime log files.",
+    type=click.Choice(
+        ["auto", "json", "logfmt", "regex", "syslog", "nginx", "apache", "raw", "cri", "docker"]
+    ),
+    default=None,
+    help="How lines are parsed [default: auto, or regex with --regex]; cri and docker read "
+    "container runtime log files.",
+)
+@click.option(
+    "--regex",
+    metavar="PATTERN",
+    help="Parse lines with this pattern; its named groups (?P<name>...) become fields.",
 )
 @click.option(
     "--multiline",
@@ -235,7 +242,8 @@ def tail(
     once: bool,
     state_dir: Path | None,
     labels: tuple[str, ...],
-    fmt: str,
+    fmt: str | None,
+    regex: str | None,
     http_listen: str | None,
     status: bool | None,
     multiline: str | None,
@@ -253,11 +261,15 @@ def tail(
         paths = (str(SAMPLE_LOG),)
         from_beginning = once = True
     sinks = _parse_to(to)
+    source: dict[str, Any] = {}
+    if regex is not None:
+        source["regex"] = regex
     data: dict[str, Any] = {
         "sources": {
             "tail": {
+                **source,
                 "include": [str(Path(p).expanduser()) for p in paths],
-                "format": fmt,
+                "format": fmt or ("regex" if regex is not None else "auto"),
                 "labels": _parse_labels(labels),
                 "start_at": "beginning" if from_beginning else "end",
             }

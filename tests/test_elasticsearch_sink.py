@@ -298,7 +298,7 @@ ODD_LINES = [
 
 @pytest.mark.parametrize("fmt", ["auto", "json"])
 def test_message_and_level_match_the_normalized_record(fmt: str) -> None:
-    from logship.parsing.formats import normalize_records
+    from logship.parsing.records import normalize_records
 
     b = make_batch(ODD_LINES + LINES, fmt=fmt)
     ops = decode(sink().encode([b]).body)

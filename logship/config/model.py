@@ -302,13 +302,77 @@ class DeadLetterConfig(StrictModel):
     )
 
 
+LineFormat = Literal[
+    "auto", "json", "logfmt", "regex", "syslog", "nginx", "apache", "raw", "cri", "docker"
+]
+_TIME_FORMATS = ("auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns")
+
+
+class TimestampConfig(StrictModel):
+    """Where a record's time comes from; lines without a readable one get the read time."""
+
+    field: str | None = Field(
+        None,
+        description="Field holding the time (dots reach into JSON objects); null: the format's "
+        "own (syslog, access logs) or the first of ts, time, timestamp, @timestamp.",
+    )
+    format: str = Field(
+        "auto",
+        description="auto (epoch numbers by size, else RFC 3339), rfc3339, epoch_s, epoch_ms, "
+        "epoch_us, epoch_ns, or a strptime pattern such as '%d/%m/%Y %H:%M:%S'.",
+    )
+    timezone: str = Field(
+        "UTC",
+        description="IANA zone (Europe/Berlin) for times written without an offset, "
+        "such as RFC 3164 syslog.",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        if v in _TIME_FORMATS:
+            return v
+        if "%" not in v:
+            raise ValueError(
+                f"unknown timestamp format {v!r}; expected one of {', '.join(_TIME_FORMATS)} "
+                "or a strptime pattern containing %"
+            )
+        from datetime import datetime
+
+        try:  # a pattern that cannot read what it writes is a typo
+            datetime.strptime(datetime(2026, 1, 2, 3, 4, 5).strftime(v), v)
+        except ValueError as e:
+            raise ValueError(f"strptime pattern {v!r} does not work: {e}") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from logship.parsing.options import zone
+
+        zone(v)
+        return v
+
+
 class SourceConfig(StrictModel):
     include: list[str] = Field(min_length=1, description="Glob patterns; `**` spans folders.")
     exclude: list[str] = Field(default_factory=list, description="Glob patterns to skip.")
-    format: Literal["auto", "json", "raw", "cri", "docker"] = Field(
+    format: LineFormat = Field(
         "auto",
-        description="auto: JSON objects are parsed, anything else is kept raw. cri / docker: "
-        "container runtime log files; their message is read like auto.",
+        description="auto (JSON objects and logfmt lines parsed, other lines raw), json, "
+        "logfmt, regex (needs `regex`), syslog (RFC 5424 and 3164), nginx or apache "
+        "(access logs, common and combined), raw, cri / docker (container runtime log files; "
+        "their message is read like auto).",
+    )
+    regex: str | None = Field(
+        None, description="For format regex: a Python pattern whose named groups become fields."
+    )
+    timestamp: TimestampConfig = Field(default_factory=TimestampConfig)
+    level_field: str | None = Field(
+        None, description="Field holding the level; null: level, lvl or severity."
+    )
+    message_field: str | None = Field(
+        None, description="Field holding the message; null: msg or message, else the whole line."
     )
     multiline: MultilineConfig | None = Field(
         None, description="Group lines into records (stack traces); null: one line, one record."
@@ -322,6 +386,27 @@ class SourceConfig(StrictModel):
         None,
         description="Skip files not modified for this long (until they change); null reads all.",
     )
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            pattern = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"does not compile: {e}") from None
+        if not pattern.groupindex:
+            raise ValueError("has no named groups, so it would yield no fields; use (?P<name>...)")
+        return v
+
+    @model_validator(mode="after")
+    def _regex_with_format(self) -> SourceConfig:
+        if self.format == "regex" and self.regex is None:
+            raise ValueError("format is regex but no `regex` pattern is set")
+        if self.format != "regex" and self.regex is not None:
+            raise ValueError(f"`regex` is set but format is {self.format!r}; use format: regex")
+        return self
 
 
 class TailingConfig(StrictModel):

@@ -2,8 +2,8 @@
 
 A :class:`Batch` keeps the original line bytes (sinks that can carry the raw
 line never decode and re-encode it) and computes the parsed views lazily and
-once: the timestamp column that every sink needs, the parsed JSON objects and
-full normalized records only for sinks that want them (stdout, OTLP; field labels).
+once: the timestamp column that every sink needs, and full normalized records
+only for sinks that want them (stdout; field labels).
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from logship.parsing.formats import (
-    CONTAINER_FORMATS,
-    normalize_records,
-    parse_objects,
-    timestamp_column,
-)
+from logship.parsing.formats import CONTAINER_FORMATS, batch_timestamps, parse_lines
+from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
 from logship.parsing.timestamps import TimestampColumn
 
 if TYPE_CHECKING:
+    from logship.parsing.parsed import Parsed
     from logship.pipeline.acks import JoinTicket, Ticket
     from logship.telemetry import Telemetry
 
@@ -33,19 +30,28 @@ class SourceInfo:
     path: str
     format: str
     labels: dict[str, str] = field(default_factory=dict)
+    # Keyword-only from here: several branches added fields, positions would mix them up.
     # Record attributes that are not labels: container stream, pod identity.
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict, kw_only=True)
     # Container lines that did not parse: kept whole, flagged and counted.
-    malformed: bool = False
+    malformed: bool = field(default=False, kw_only=True)
     # The file's identity key (source, device, inode): with a line's offset it names the
     # line across restarts (Elasticsearch document ids).
-    identity: str = ""
+    identity: str = field(default="", kw_only=True)
+    options: ParseOptions = field(default=DEFAULT_OPTIONS, kw_only=True)
+
+    @property
+    def line_format(self) -> str:
+        """The format lines are parsed with: a container format's messages were framed
+        already (logship/sources/framing.py) and read like ``auto``."""
+        return "auto" if self.format in CONTAINER_FORMATS else self.format
 
 
 class Batch:
     __slots__ = (
         "_malformed_counted",
         "_objects",
+        "_parsed",
         "_records",
         "_ts",
         "end_offset",
@@ -82,6 +88,7 @@ class Batch:
         # Given when the timestamps come from outside the line (a container runtime's).
         self._ts: TimestampColumn | None = timestamps
         self._records: list[dict[str, Any]] | None = None
+        self._parsed: Parsed | None = None
         self._objects: list[dict[str, Any] | None] | None = None
         self._malformed_counted = False
 
@@ -100,24 +107,44 @@ class Batch:
 
     def timestamps(self) -> TimestampColumn:
         if self._ts is None:
-            self._ts = timestamp_column(self.lines, self.info.format, self.read_ns)
+            self._ts = batch_timestamps(self)
         return self._ts
 
-    def objects(self) -> list[dict[str, Any] | None]:
-        """The JSON object of each line, None for raw or malformed lines.
-
-        Parsed once per batch however many sinks want it, so malformed lines are
-        counted once.
-        """
-        if self._objects is None:
-            fmt = self.info.format
-            # A container format's messages were framed already; they read like `auto`.
-            self._objects, malformed = parse_objects(
-                self.lines, "auto" if fmt in CONTAINER_FORMATS else fmt
+    def parsed(self) -> Parsed:
+        """The format's parse of every line (shared by timestamps() and records())."""
+        if self._parsed is None:
+            info = self.info
+            self._parsed = parsed = parse_lines(
+                self.lines, info.line_format, info.options, self.read_ns
             )
-            if malformed and self.telemetry is not None and not self._malformed_counted:
-                self.telemetry.malformed(self.info.source, malformed)
-            self._malformed_counted = True
+            # Counted here, once per batch, so that a sink needing only timestamps of a
+            # non-JSON format (Loki) counts malformed lines too.
+            self._count_malformed(len(parsed.malformed))
+        return self._parsed
+
+    def _count_malformed(self, n: int) -> None:
+        if n and self.telemetry is not None and not self._malformed_counted:
+            self.telemetry.malformed(self.info.source, n)
+        self._malformed_counted = True
+
+    def objects(self) -> list[dict[str, Any] | None]:
+        """The parsed fields of each line (a JSON object, logfmt pairs, ...), None for raw
+        or malformed lines: what the OTLP sink turns into attributes.
+
+        For JSON lines only the objects are built, without the level/message/time columns
+        of :meth:`parsed`, which cost a Python step per line that this sink does not need.
+        """
+        if self._parsed is not None:
+            return self._parsed.fields
+        if self._objects is None:
+            fmt = self.info.line_format
+            if fmt in ("json", "auto"):
+                from logship.parsing.jsonlines import objects_of
+
+                self._objects, malformed = objects_of(self.lines, fmt)
+                self._count_malformed(len(malformed))
+            else:
+                return self.parsed().fields
         return self._objects
 
     def release_objects(self) -> None:
@@ -127,9 +154,12 @@ class Batch:
         not wait with it. A later :meth:`objects` parses again (without recounting).
         """
         self._objects = None
+        self._parsed = None
 
     def records(self) -> list[dict[str, Any]]:
         if self._records is None:
+            from logship.parsing.records import normalize_records
+
             self._records = normalize_records(self)
         return self._records
 
@@ -158,8 +188,11 @@ class Batch:
             b._ts = TimestampColumn(ts.seconds[lo:hi], ts.fractions[lo:hi], ts.text_format)
             if self._records is not None:
                 b._records = self._records[lo:hi]
+            if self._parsed is not None:  # parsed (and its malformed lines counted) once
+                b._parsed = self._parsed.slice(lo, hi)
             if self._objects is not None:
                 b._objects = self._objects[lo:hi]
+            b._malformed_counted = self._malformed_counted
             b.ticket = join
             halves.append(b)
         return halves[0], halves[1]

@@ -6,27 +6,30 @@ Two entry points, both batch-in, batch-out:
   lines it finds the usual time keys with one regular expression over the whole
   joined batch (the loop runs in C) and falls back to a full JSON parse only
   for lines the expression could not read.
-- :func:`parse_objects` parses every JSON line of a batch (one C call when all
-  are well-formed); it runs only for sinks that need fields (stdout, OTLP).
-- :func:`normalize_records` builds the full normalized record of each line.
+- :func:`parse_lines` is the dispatch to one module per format; records.py builds
+  the normalized records from its result, only for sinks that need fields.
+
+Formats other than ``json``/``auto``/``raw``, and JSON with a configured
+timestamp rule, take their timestamps from the parse (:func:`batch_timestamps`).
 """
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from logship.parsing.levels import normalize_level
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
     FRACTION_NS,
     SECONDS_NS,
+    TIME_KEYS,
     TimestampColumn,
     epoch_number_to_ns,
-    format_rfc3339,
     parse_text_timestamp,
     split_ns,
     text_format_of,
@@ -34,13 +37,13 @@ from logship.parsing.timestamps import (
 
 if TYPE_CHECKING:
     from logship.parsing.batch import Batch
+    from logship.parsing.options import ParseOptions
+    from logship.parsing.parsed import Parsed
 
-FORMATS = ("auto", "json", "raw", "cri", "docker")
-# Container formats carry their own timestamp; the message inside is read like ``auto``.
+
+# Container runtime log formats: logship/sources/framing.py strips the envelope, and the
+# message inside is parsed like `auto` (SourceInfo.line_format).
 CONTAINER_FORMATS = ("cri", "docker")
-TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
-LEVEL_KEYS = ("level", "lvl", "severity")
-MESSAGE_KEYS = ("msg", "message")
 
 # One match per line (MULTILINE ^...$), groups: whole seconds, then fraction and zone.
 # A line without a readable text timestamp still matches, with empty groups.
@@ -65,6 +68,26 @@ def _slow_timestamp(line: bytes) -> int | None:
     except orjson.JSONDecodeError:
         return None
     return timestamp_of(obj) if isinstance(obj, dict) else None
+
+
+def _slow_timestamps(lines: list[bytes], fmt: str) -> list[int | None]:
+    """Epoch ns of lines the time-key expression could not read: JSON lines one by one,
+    and with ``auto`` the logfmt lines as one batch."""
+    out = list(map(_slow_timestamp, lines))
+    if fmt != "auto":
+        return out
+    from logship.parsing import logfmt
+    from logship.parsing.options import DEFAULT_OPTIONS
+    from logship.parsing.parsed import from_fields
+
+    looks = logfmt.LOOKS_LIKE_LOGFMT.match
+    texts = {i: t for i, line in enumerate(lines) if looks(t := line.decode("utf-8", "replace"))}
+    if texts:
+        fields = [logfmt.parse_line(t) for t in texts.values()]
+        column = from_fields(fields, DEFAULT_OPTIONS, 0, []).timestamps or []
+        for i, ns in zip(texts, column, strict=True):
+            out[i] = ns
+    return out
 
 
 def timestamp_of(obj: dict[str, Any]) -> int | None:
@@ -146,10 +169,9 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     if distinct_seconds is None:
         distinct_seconds = set(seconds)
     if b"" in distinct_seconds:  # no text timestamp: a real parse, or the read time
-        for i, w in enumerate(seconds):
-            if w == b"":
-                ns = _slow_timestamp(lines[i])
-                seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
+        missing = [i for i, w in enumerate(seconds) if w == b""]
+        for i, ns in zip(missing, _slow_timestamps([lines[i] for i in missing], fmt), strict=True):
+            seconds[i], fracs[i] = (read_s, read_f) if ns is None else split_ns(ns)
         distinct_seconds = set(seconds)
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
     # exact path, line by line, which is rare.
@@ -172,98 +194,49 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     return TimestampColumn(seconds, fracs, text_format)
 
 
-def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], int]:
-    """JSON objects per line (None for raw lines) and the count of malformed lines."""
-    if fmt == "raw":
-        return [None] * len(lines), 0
-    try:  # the usual case: every line is one object, parsed in one C call and checked in C
-        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if len(parsed) == len(lines) and set(map(type, parsed)) == {dict}:
-            return parsed, 0
-    except orjson.JSONDecodeError:
-        pass
-    candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
-    out: list[dict[str, Any] | None] = [None] * len(lines)
-    malformed = 0 if fmt == "auto" else len(lines) - len(candidates)
-    if not candidates:
-        return out, malformed
-    try:  # one C call for the candidates when they are all well-formed
-        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
-        if len(parsed) != len(candidates):
-            raise ValueError("line count mismatch")
-        for i, obj in zip(candidates, parsed, strict=True):
-            out[i] = obj
-        return out, malformed
-    except (orjson.JSONDecodeError, ValueError):
-        pass
-    for i in candidates:
-        try:
-            obj = orjson.loads(lines[i])
-        except orjson.JSONDecodeError:
-            malformed += 1
-            continue
-        if isinstance(obj, dict):
-            out[i] = obj
-        else:
-            malformed += 1
-    return out, malformed
+Parser = Callable[[list[bytes], "ParseOptions", int], "Parsed"]
+# Each format's parser ("module:function" under logship.parsing), imported on first use:
+# compiling every parser's expressions at start-up would cost every run, also the runs
+# that never see those formats.
+PARSERS: dict[str, str] = {
+    "auto": "jsonlines:parse_auto",
+    "json": "jsonlines:parse_json",
+    "logfmt": "logfmt:parse_logfmt",
+    "regex": "regex:parse_regex",
+    "syslog": "syslog:parse_syslog",
+    "nginx": "access:parse_access",
+    "apache": "access:parse_access",
+    "raw": "parsed:parse_raw",
+}
+# cri and docker: framing strips the runtime's envelope, the message reads like `auto`.
+FORMATS = (*PARSERS, *CONTAINER_FORMATS)
+_LOADED: dict[str, Parser] = {}
 
 
-def _decode(line: bytes) -> str:
-    return line.decode("utf-8", "replace")
+def parser_for(fmt: str) -> Parser:
+    """The parser of a format name from :data:`FORMATS`; an unknown name reads raw."""
+    parser = _LOADED.get(fmt)
+    if parser is None:
+        module, _, name = PARSERS.get(fmt, PARSERS["raw"]).partition(":")
+        parser = getattr(importlib.import_module(f"logship.parsing.{module}"), name)
+        _LOADED[fmt] = parser
+    return cast(Parser, parser)
 
 
-def normalize_records(batch: Batch) -> list[dict[str, Any]]:
-    """The normalized record of every line (see README, "The normalized record")."""
-    lines = batch.lines
-    info = batch.info
-    fmt = "auto" if info.format in CONTAINER_FORMATS else info.format
-    objs = batch.objects()
-    ts = batch.timestamps().ns()
-    offsets = batch.line_offsets()
-    observed = format_rfc3339(batch.read_ns)
-    labels = info.labels
-    path = info.path
-    records: list[dict[str, Any]] = []
-    append = records.append
-    for i, line in enumerate(lines):
-        obj = objs[i]
-        level: str | None = None
-        message: str
-        fields: dict[str, Any]
-        if obj is None:
-            message = _decode(line)
-            fields = {}
-        else:
-            fields = obj
-            message = ""
-            for key in MESSAGE_KEYS:
-                v = fields.get(key)
-                if isinstance(v, str):
-                    message = v
-                    break
-            else:
-                message = _decode(line)
-            for key in LEVEL_KEYS:
-                if key in fields:
-                    level = normalize_level(fields[key])
-                    break
-        rec: dict[str, Any] = {
-            "timestamp": format_rfc3339(ts[i]),
-            "observed_timestamp": observed,
-            "level": level,
-            "message": message,
-            "fields": fields,
-            "labels": labels,
-            "source": {"path": path, "offset": offsets[i]},
-        }
-        if info.attributes:
-            rec["attributes"] = info.attributes
-        if (
-            (obj is None and fmt != "raw" and line.lstrip()[:1] == b"{")
-            or (obj is None and fmt == "json")
-            or info.malformed
-        ):
-            rec["malformed"] = True
-        append(rec)
-    return records
+def parse_lines(lines: list[bytes], fmt: str, opts: ParseOptions, read_ns: int) -> Parsed:
+    """The dispatch: every line of a batch through its format's parser."""
+    return parser_for(fmt)(lines, opts, read_ns)
+
+
+def batch_timestamps(batch: Batch) -> TimestampColumn:
+    """A batch's timestamps: the fast column for JSON with the default rule, else parsed."""
+    fmt, opts = batch.info.line_format, batch.info.options
+    if fmt in ("auto", "json", "raw") and opts.fast_json_timestamps:
+        return timestamp_column(batch.lines, fmt, batch.read_ns)
+    column = batch.parsed().timestamps
+    read_ns = batch.read_ns
+    if column is None:  # not reached: parsers return a column unless the fast path applies
+        return TimestampColumn.constant(read_ns, len(batch.lines))
+    ns = [read_ns if t is None else t for t in column]
+    seconds, fractions = zip(*map(split_ns, ns), strict=True) if ns else ((), ())
+    return TimestampColumn(list(seconds), list(fractions))

@@ -20,10 +20,12 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 _NS = 1_000_000_000
+# The usual names of a record's time field, in order of preference.
+TIME_KEYS = ("ts", "time", "timestamp", "@timestamp")
 _MAX_CACHE = 200_000
 
 SecondsKey = bytes | int
@@ -191,14 +193,25 @@ def epoch_number_to_ns(value: float | int) -> int:
     return int(value) * _NS
 
 
+_RFC3339_SECONDS: dict[int, str] = {}
+
+
 def format_rfc3339(ns: int) -> str:
+    """RFC 3339 UTC with nanoseconds; the text of each second is cached (lines share seconds)."""
     s, f = divmod(ns, _NS)
-    base = datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _RFC3339_SECONDS.get(s)
+    if base is None:
+        if len(_RFC3339_SECONDS) >= 4096:
+            _RFC3339_SECONDS.clear()
+        base = _RFC3339_SECONDS[s] = datetime.fromtimestamp(s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{f:09d}Z"
 
 
-def parse_text_timestamp(text: str) -> int | None:
-    """Any RFC 3339 / ISO 8601 timestamp string to epoch ns (slow path, one line)."""
+def parse_text_timestamp(text: str, default_zone: tzinfo = UTC) -> int | None:
+    """Any RFC 3339 / ISO 8601 timestamp string to epoch ns (slow path, one line).
+
+    A time written without an offset is read in ``default_zone``.
+    """
     t = text.strip()
     if not t:
         return None
@@ -220,7 +233,7 @@ def parse_text_timestamp(text: str) -> int | None:
             main = main[:-1] + "+00:00"
         dt = datetime.fromisoformat(main.replace(" ", "T", 1) if "T" not in main else main)
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
+            dt = dt.replace(tzinfo=default_zone)
         return int(dt.timestamp()) * _NS + frac_ns
     except (ValueError, OverflowError):
         return None

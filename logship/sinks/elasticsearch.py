@@ -42,8 +42,8 @@ import orjson
 
 from logship.config.model import ElasticsearchSinkConfig
 from logship.parsing.batch import Batch
-from logship.parsing.formats import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.levels import normalize_level
+from logship.parsing.parsed import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.timestamps import SECONDS_NS, SecondsKey
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, _FileSecret, response_text

@@ -46,8 +46,8 @@ import orjson
 from logship import __version__
 from logship.config.model import OtlpSinkConfig
 from logship.parsing.batch import Batch
-from logship.parsing.formats import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.levels import severity_number
+from logship.parsing.parsed import LEVEL_KEYS, MESSAGE_KEYS
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict

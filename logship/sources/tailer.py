@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import operator
@@ -457,19 +458,16 @@ class Tailer:
         info = self.stream_infos.get(key)
         if info is None:
             base = self.info
+            # dataclasses.replace keeps the file's identity and parsing options.
             if f.malformed:
-                info = SourceInfo(
-                    base.source, base.path, "raw", base.labels, base.attributes, malformed=True
-                )
+                info = dataclasses.replace(base, format="raw", malformed=True)
             elif f.stream is None:
                 info = base
             else:
-                info = SourceInfo(
-                    base.source,
-                    base.path,
-                    base.format,
-                    {**base.labels, "stream": f.stream},
-                    {**base.attributes, "stream": f.stream},
+                info = dataclasses.replace(
+                    base,
+                    labels={**base.labels, "stream": f.stream},
+                    attributes={**base.attributes, "stream": f.stream},
                 )
             self.stream_infos[key] = info
         return info

@@ -35,6 +35,12 @@ class SourceStats:
     malformed: int = 0
     truncated_lines: int = 0
     invalid_utf8_lines: int = 0
+    # Transforms: lines deliberately dropped, by step (drop, keep, sample, rate_limit), and
+    # secrets replaced, by redaction rule.
+    dropped_lines: int = 0
+    dropped_by: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+    transform_errors: int = 0
 
 
 @dataclass
@@ -58,6 +64,18 @@ class Telemetry:
 
     def line_truncated(self, source: str, count: int = 1) -> None:
         self.sources[source].truncated_lines += count
+
+    def transform_dropped(self, source: str, reason: str, count: int) -> None:
+        s = self.sources[source]
+        s.dropped_lines += count
+        s.dropped_by[reason] = s.dropped_by.get(reason, 0) + count
+
+    def redacted(self, source: str, rule: str, count: int) -> None:
+        r = self.sources[source].redactions
+        r[rule] = r.get(rule, 0) + count
+
+    def transform_failed(self, source: str) -> None:
+        self.sources[source].transform_errors += 1
 
     def sent(self, sink: str, records: int, nbytes: int) -> None:
         s = self.sinks[sink]

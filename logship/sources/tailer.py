@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from logship.config.model import TailingConfig
 from logship.parsing.batch import Batch, SourceInfo
@@ -61,6 +61,7 @@ class Tailer:
         tailing: TailingConfig,
         telemetry: Telemetry,
         once: bool,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.path = path
         self.fd = fd
@@ -76,6 +77,7 @@ class Tailer:
         self.tailing = tailing
         self.telemetry = telemetry
         self.once = once
+        self.pace = pace  # a source's blocking rate limit: awaited before each read
         self.wake_event = asyncio.Event()
         self.unmatched = False  # set by discovery: the file is no longer ours to follow
         self.close_requested = False  # the open-file cap wants this descriptor back
@@ -205,6 +207,8 @@ class Tailer:
             if end is not None and self.read_offset >= end:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
+            if self.pace is not None:
+                await self.pace()
             await self.budget.acquire(want)
             if self.stopping:
                 self.budget.release(want)

@@ -92,10 +92,10 @@ class _Filter(_Strict):
 
     @model_validator(mode="after")
     def _some_condition(self) -> _Filter:
-        if self.level is None and self.field is None and self.regex is None:
-            raise ValueError("give at least one of level, field (with values or regex), regex")
         if self.values is not None and self.field is None:
             raise ValueError("values needs field")
+        if self.level is None and self.field is None and self.regex is None:
+            raise ValueError("give at least one of level, field (with values or regex), regex")
         if self.field is not None and self.values is None and self.regex is None:
             raise ValueError("field needs values or regex")
         return self

@@ -269,7 +269,8 @@ def test_redaction_never_raises_on_arbitrary_bytes(lines: list[bytes]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     secret=secrets(),
-    others=st.lists(st.text(alphabet='abc {}:,"01 ', max_size=30), max_size=30),
+    # A newline inside a line (a multiline record) takes the slower way to find lines.
+    others=st.lists(st.text(alphabet='abc {}:,"01 \n', max_size=30), max_size=30),
     where=st.integers(0, 30),
 )
 def test_a_secret_is_found_wherever_it_is_in_the_batch(

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from logship.parsing.batch import Batch
+from logship.parsing.timestamps import TimestampColumn
 
 _FORMATS_WITH_JSON = ("auto", "json")
+T = TypeVar("T")
 
 
 def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
@@ -34,19 +37,57 @@ def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
     return out
 
 
+def line_offsets(batch: Batch) -> list[int]:
+    """``batch.line_offsets()``, computed with C loops only (no per-line lambda) when missing."""
+    if batch.offsets is None:
+        lines = batch.lines
+        batch.offsets = list(
+            itertools.accumulate(
+                map(operator.add, map(len, lines[:-1]), itertools.repeat(1)),
+                initial=batch.start_offset,
+            )
+        )
+    return batch.offsets
+
+
 def select(batch: Batch, keep: list[int]) -> Batch:
     """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest."""
     if len(keep) == len(batch.lines):
         return batch
-    lines = batch.lines
-    offsets = batch.line_offsets()
-    out = _derived(batch, [lines[i] for i in keep], [offsets[i] for i in keep])
-    if batch._ts is not None:
-        out._ts = batch._ts.take(keep)
+    offsets = line_offsets(batch)
+    out = _derived(batch, take(batch.lines, keep), take(offsets, keep))
+    ts = batch._ts
+    if ts is not None:
+        out._ts = TimestampColumn(take(ts.seconds, keep), take(ts.fractions, keep), ts.text_format)
     if batch._records is not None:
-        records = batch._records
-        out._records = [records[i] for i in keep]
+        out._records = take(batch._records, keep)
     return out
+
+
+def take(items: list[T], indices: list[int]) -> list[T]:
+    """``[items[i] for i in indices]`` as a C loop."""
+    return list(map(items.__getitem__, indices))
+
+
+def group_indices(column: list[Any]) -> dict[Any, list[int]]:
+    """Line indices by value, in first-seen order of the values.
+
+    With few distinct values (levels, status classes) one C ``compress`` pass per value beats a
+    Python loop over the lines; with many, the loop is cheaper.
+    """
+    distinct = dict.fromkeys(column)
+    n = len(column)
+    if len(distinct) == 1:
+        return {next(iter(distinct)): list(range(n))}
+    if len(distinct) <= 8:
+        return {
+            v: list(itertools.compress(range(n), map(operator.eq, column, itertools.repeat(v, n))))
+            for v in distinct
+        }
+    groups: dict[Any, list[int]] = {}
+    for i, v in enumerate(column):
+        groups.setdefault(v, []).append(i)
+    return groups
 
 
 def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
@@ -59,13 +100,45 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     if not changed:
         return batch
     ts = batch.timestamps()
-    offsets = batch.line_offsets()
+    offsets = line_offsets(batch)
     lines = list(batch.lines)
     for i, text in changed.items():
         lines[i] = text
     out = _derived(batch, lines, offsets)
     out._ts = ts
     return out
+
+
+def lines_containing(haystack: bytes, needle: bytes, lines: list[bytes], found: set[int]) -> None:
+    """Add to ``found`` the index of each line with ``needle``.
+
+    ``haystack`` is ``b"\n".join(lines)``, or a same-length translation of it that keeps its
+    newlines. One forward pass of C searches: newlines are counted only between hits, and the
+    search resumes at the next line after each hit. When a line holds a newline of its own (a
+    multiline record), line starts are computed from the lengths instead.
+    """
+    pos = haystack.find(needle)
+    if pos == -1:
+        return
+    if haystack.count(b"\n") != len(lines) - 1:
+        starts = line_starts(lines)
+        while pos != -1:
+            i = bisect.bisect_right(starts, pos) - 1
+            found.add(i)
+            if i + 1 >= len(lines):
+                return
+            pos = haystack.find(needle, starts[i + 1])
+        return
+    line = 0
+    counted = 0
+    while pos != -1:
+        line += haystack.count(b"\n", counted, pos)
+        found.add(line)
+        nl = haystack.find(b"\n", pos)
+        if nl == -1:
+            return
+        counted = nl
+        pos = haystack.find(needle, nl + 1)
 
 
 def line_starts(lines: list[bytes]) -> list[int]:
@@ -108,6 +181,14 @@ def parse_objects(batch: Batch) -> list[dict[str, Any] | None]:
     if batch.info.format not in _FORMATS_WITH_JSON:
         records = batch.records()
         return [r.get("fields") or None for r in records]
+    if n == 0:
+        return []
+    try:  # JSON logs: every line an object, the whole batch parsed in one C call
+        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+        if len(parsed) == n and set(map(type, parsed)) == {dict}:
+            return parsed  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        pass
     out: list[dict[str, Any] | None] = [None] * n
     candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
     if not candidates:

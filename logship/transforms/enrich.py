@@ -24,7 +24,7 @@ from typing import Any
 
 from logship.config.transforms import EnrichConfig
 from logship.parsing.batch import Batch, SourceInfo
-from logship.transforms.batchops import field_column, parse_objects, select
+from logship.transforms.batchops import field_column, group_indices, parse_objects, select
 from logship.transforms.filter import level_column
 
 log = logging.getLogger("logship.transforms")
@@ -164,10 +164,14 @@ class Enricher:
             batch.info = self._info(batch.info, ())
             return [batch]
         names = [f for f, _ in cols]
-        groups: dict[tuple[str | None, ...], list[int]] = {}
-        for i, values in enumerate(zip(*(c for _, c in cols), strict=True)):
-            groups.setdefault(values, []).append(i)
+        if len(cols) == 1:
+            groups = {(v,): idx for v, idx in group_indices(cols[0][1]).items()}
+        else:
+            groups = group_indices(list(zip(*(c for _, c in cols), strict=True)))
         base = batch.info
+        if len(groups) > 1:
+            # Once for the whole batch, then sliced per part: cheaper than once per part.
+            batch.timestamps()
         parts = []
         for values, idx in groups.items():
             extra = tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))

@@ -8,6 +8,7 @@ the per-line Python work is a comprehension, not a call chain. Dropped lines are
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -18,7 +19,19 @@ from logship.parsing.levels import normalize_level
 from logship.telemetry import Telemetry
 from logship.transforms.batchops import field_column, matching_lines, parse_objects, select
 
-_LEVELS: dict[Any, str | None] = {}
+
+class _Levels(dict[Any, str | None]):
+    """Level value -> normalized level, filled on first sight (a handful of words per log)."""
+
+    def __missing__(self, raw: Any) -> str | None:
+        level = normalize_level(raw)
+        if len(self) < 1000:
+            self[raw] = level
+        return level
+
+
+_LEVELS = _Levels()
+_NO_LEVEL = object()
 
 
 def _level_of(obj: dict[str, Any] | None) -> str | None:
@@ -28,23 +41,31 @@ def _level_of(obj: dict[str, Any] | None) -> str | None:
         if key in obj:
             raw = obj[key]
             try:
-                hit = _LEVELS.get(raw, _LEVELS)
+                return _LEVELS[raw]
             except TypeError:  # an unhashable level value (a list): rare, not cached
                 return normalize_level(raw)
-            if hit is _LEVELS:
-                hit = normalize_level(raw)
-                if len(_LEVELS) < 1000:
-                    _LEVELS[raw] = hit
-            return hit  # type: ignore[return-value]
     return None
 
 
 def level_column(batch: Batch, objs: list[dict[str, Any] | None] | None = None) -> list[str | None]:
-    """The normalized level of each line (as in the normalized record); None without one."""
+    """The normalized level of each line (as in the normalized record); None without one.
+
+    The common case, every line an object with a ``level`` key holding a string, is two C
+    ``map`` passes; other lines go through the per-line lookup of every level key.
+    """
     if batch._records is not None:
         return [r["level"] for r in batch._records]
     if objs is None:
         objs = parse_objects(batch)
+    if None not in objs:
+        n = len(objs)
+        get: Any = dict.get
+        raw = list(map(get, objs, itertools.repeat("level", n), itertools.repeat(_NO_LEVEL, n)))
+        if _NO_LEVEL not in raw:
+            try:
+                return list(map(_LEVELS.__getitem__, raw))
+            except TypeError:
+                pass
     return list(map(_level_of, objs))
 
 

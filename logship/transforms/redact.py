@@ -28,14 +28,13 @@ JSON line stays JSON and a line stays one line.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Callable
 
 from logship.config.transforms import CustomRedaction, RedactTransform
 from logship.parsing.batch import Batch
 from logship.telemetry import Telemetry
-from logship.transforms.batchops import line_starts, matching_lines, replace_lines
+from logship.transforms.batchops import lines_containing, matching_lines, replace_lines
 
 _TOKEN = rb"[A-Za-z0-9\-._~+/]+=*"
 
@@ -69,10 +68,13 @@ BUILTIN: dict[str, tuple[bytes, tuple[bytes, ...] | None]] = {
 
 
 # Card numbers have no literal to look for. The batch is translated (one C pass) so that
-# digits, spaces and dashes become "0" and everything else "x"; every card number is then a run
-# of at least 13 "0"s, which ``find`` locates. About 8x cheaper than a regex search of the batch
-# on digit-heavy JSON logs (timestamps, ids), where every digit would start a match attempt.
-_CARD_TABLE = bytes(0x30 if chr(i) in "0123456789 -" else 0x78 for i in range(256))
+# digits, spaces and dashes become "0", newlines stay and everything else becomes "x"; every
+# card number is then a run of at least 13 "0"s, which ``find`` locates. About 8x cheaper than a
+# regex search of the batch on digit-heavy JSON logs (timestamps, ids), where every digit would
+# start a match attempt.
+_CARD_TABLE = bytes(
+    0x30 if chr(i) in "0123456789 -" else i if i == 0x0A else 0x78 for i in range(256)
+)
 _CARD_ANCHOR = b"0" * 13
 
 
@@ -117,22 +119,10 @@ class Rule:
         if self.anchors is None:
             return matching_lines(self.joined, self.pattern, joined, lines)
         found: set[int] = set()
-        starts: list[int] | None = None
         if self.table is not None:
             joined = joined.translate(self.table)
         for anchor in self.anchors:
-            pos = joined.find(anchor)
-            if pos == -1:
-                continue
-            if starts is None:
-                starts = line_starts(lines)
-            n = len(lines)
-            while pos != -1:
-                i = bisect.bisect_right(starts, pos) - 1
-                found.add(i)
-                if i + 1 >= n:
-                    break
-                pos = joined.find(anchor, starts[i + 1])
+            lines_containing(joined, anchor, lines, found)
         return sorted(found)
 
     def sub(self, text: bytes) -> tuple[bytes, int]:

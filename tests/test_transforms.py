@@ -415,3 +415,17 @@ def test_a_failing_redact_step_drops_the_batch_and_counts_it(
     assert len(out) == 0 and out.end_offset == make_batch(LINES).end_offset
     assert t.sources["app"].transform_errors == 1
     assert t.sources["app"].dropped_by == {"redact_error": len(LINES)}
+
+
+def test_the_readme_example_is_a_valid_config() -> None:
+    import yaml
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Transforms and enrichment", 1)[1]
+    example = section.split("```yaml", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load(example)
+    data["sinks"] = {"out": {"type": "stdout"}}
+    cfg = build_config(data, "README.md", env={})
+    kinds = [t.type for t in cfg.sources["app"].transforms]
+    assert kinds == ["redact", "drop", "drop", "rename", "remove", "sample", "rate_limit"]
+    assert cfg.sources["app"].enrich is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
@@ -252,29 +251,21 @@ def test_rate_limit_block_mode_passes_everything_and_asks_for_a_delay() -> None:
     assert t.sources["app"].dropped_lines == 0
 
 
-def test_block_mode_pace_sleeps_until_the_debt_is_paid() -> None:
-    clock = FakeClock()
-    slept: list[float] = []
-
-    async def scenario() -> None:
-        real_sleep = asyncio.sleep
-
-        async def fake_sleep(d: float) -> None:
-            slept.append(d)
-            clock.now += d
-            await real_sleep(0)
-
-        asyncio.sleep = fake_sleep  # type: ignore[assignment]
-        try:
-            cfg = RateLimitTransform(type="rate_limit", lines_per_second=10, mode="block")
-            rl = RateLimiter(cfg, "app", Telemetry(), clock)
-            rl.apply(make_batch(["x"] * 40))
-            await rl.pace()
-        finally:
-            asyncio.sleep = real_sleep  # type: ignore[assignment]
-
-    asyncio.run(scenario())
-    assert sum(slept) == pytest.approx(3.0)  # burst 10, then 30 lines of debt at 10/s
+def test_block_mode_chain_exposes_the_delay_to_tailers() -> None:
+    cfg = SourceConfig.model_validate(
+        {
+            "include": ["x"],
+            "transforms": [{"type": "rate_limit", "lines_per_second": 10, "mode": "block"}],
+        }
+    )
+    chain = SourceChain("app", cfg, Telemetry(), env={})
+    assert chain.pace is not None and chain.pace() == 0.0
+    chain.apply(make_batch(["x"] * 40))  # burst 10, then 30 lines of debt at 10/s
+    assert chain.pace() == pytest.approx(3.0, abs=0.1)
+    drop = SourceConfig.model_validate(
+        {"include": ["x"], "transforms": [{"type": "rate_limit", "lines_per_second": 10}]}
+    )
+    assert SourceChain("app", drop, Telemetry(), env={}).pace is None
 
 
 # -- enrichment ----------------------------------------------------------------------------

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_lines
+from conftest import AgentProcess, write_lines
 from fakes.loki import FakeLoki
 
 
@@ -154,3 +155,32 @@ tailing: {{read_chunk_size: 16KiB}}
     assert r.returncode == 0, r.stderr
     assert sorted(loki.lines()) == sorted(lines)
     assert '"transform totals"' not in r.stderr  # nothing dropped, nothing redacted
+
+
+def test_sigterm_ends_a_long_rate_limit_wait(
+    tmp_path: Path, loki: FakeLoki, agents: Callable[..., AgentProcess]
+) -> None:
+    log = tmp_path / "app.log"
+    state = tmp_path / "state"
+    write_lines(log, [json.dumps({"ts": ts(i), "msg": f"line {i}"}) for i in range(2000)])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"""
+sources:
+  app:
+    include: ["{log}"]
+    start_at: beginning
+    transforms: [{{type: rate_limit, lines_per_second: 1, burst: 1, mode: block}}]
+sinks:
+  loki: {{type: loki, url: "{loki.url}", batch: {{linger: 50ms}}}}
+checkpoint_dir: "{state}"
+tailing: {{read_chunk_size: 16KiB}}
+"""
+    )
+    a = agents("run", "--config", str(cfg))
+    # The first chunk (about 100 lines) goes through, then the source owes ~100 s of reading.
+    loki.wait_for(lambda s: len(s.lines()) > 0, timeout=30)
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+    (entry,) = json.loads((state / "checkpoints.json").read_text())["files"].values()
+    assert 0 < entry["offset"] < log.stat().st_size  # the rest waits in the file

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from logship.config.model import TailingConfig
 from logship.parsing.batch import Batch, SourceInfo
@@ -61,7 +61,7 @@ class Tailer:
         tailing: TailingConfig,
         telemetry: Telemetry,
         once: bool,
-        pace: Callable[[], Awaitable[None]] | None = None,
+        pace: Callable[[], float] | None = None,
     ) -> None:
         self.path = path
         self.fd = fd
@@ -77,7 +77,7 @@ class Tailer:
         self.tailing = tailing
         self.telemetry = telemetry
         self.once = once
-        self.pace = pace  # a source's blocking rate limit: awaited before each read
+        self.pace = pace  # a source's blocking rate limit: seconds to wait before a read
         self.wake_event = asyncio.Event()
         self.unmatched = False  # set by discovery: the file is no longer ours to follow
         self.close_requested = False  # the open-file cap wants this descriptor back
@@ -208,7 +208,9 @@ class Tailer:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
             if self.pace is not None:
-                await self.pace()
+                await self._paced()
+                if self.stopping:
+                    break
             await self.budget.acquire(want)
             if self.stopping:
                 self.budget.release(want)
@@ -233,6 +235,14 @@ class Tailer:
                 break
             await asyncio.sleep(0)  # let sinks run between chunks
         return got_any
+
+    async def _paced(self) -> None:
+        """Wait while the source is over its rate limit (``mode: block``); a stop ends the wait."""
+        assert self.pace is not None
+        while not self.stopping and (delay := self.pace()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_event.wait(), delay)
+            self.wake_event.clear()
 
     def _consume(self, data: bytes, reserved: int) -> None:
         """Turn freshly read bytes into lines; ``reserved`` is what the budget holds for them."""

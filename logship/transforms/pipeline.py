@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from logship.config.model import AgentConfig, SourceConfig
@@ -83,8 +83,9 @@ class SourceChain:
         )
         self._logged: set[int] = set()
         blocking = [s for _, s in self.steps if isinstance(s, RateLimiter) and s.block]
-        # What the source's tailers await before each read; None when nothing can block.
-        self.pace: Callable[[], Awaitable[None]] | None = blocking[0].pace if blocking else None
+        # What the source's tailers ask before each read (seconds to wait); None when nothing
+        # can block.
+        self.pace: Callable[[], float] | None = blocking[0].delay if blocking else None
 
     def apply(self, batch: Batch) -> list[Batch]:
         """The batch after every step: one part, or one per label set with field labels."""

@@ -5,8 +5,8 @@ Two modes with two different interfaces, because they act at different places:
 * ``drop``: :meth:`RateLimiter.apply` keeps as many lines of the batch as there are tokens (the
   first ones) and drops the rest, counted under ``rate_limit``. Nothing waits.
 * ``block``: :meth:`RateLimiter.apply` lets every line through and takes its tokens, going into
-  debt; :meth:`RateLimiter.pace` is awaited by the source's tailers before each read and sleeps
-  until the debt is paid. Reading slows to the rate, the file on disk is the buffer and nothing
+  debt; the source's tailers call :meth:`RateLimiter.delay` before each read and wait until
+  the debt is paid. Reading slows to the rate, the file on disk is the buffer and nothing
   is dropped. A batch may overshoot by one read chunk; the sleep that follows pays it back.
 
 The clock is injected (monotonic seconds) so that tests drive time themselves.
@@ -14,7 +14,6 @@ The clock is injected (monotonic seconds) so that tests drive time themselves.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -62,13 +61,9 @@ class RateLimiter:
         return select(batch, list(range(allowed)))
 
     def delay(self) -> float:
-        """Seconds until the bucket is out of debt (block mode); 0 when reading may go on."""
+        """Seconds until the bucket is out of debt (block mode); 0 when reading may go on.
+
+        The source's tailers ask before each read and wait this long (a stop ends the wait).
+        """
         self._refill()
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    async def pace(self) -> None:
-        """Awaited by a tailer before each read: sleeps while the source is over its rate."""
-        wait = self.delay()
-        while wait > 0:
-            await asyncio.sleep(wait)
-            wait = self.delay()

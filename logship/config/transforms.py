@@ -41,7 +41,9 @@ Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Validators are built with SourceConfig's, not once more per model at import: every
+    # start-up imports these models, configured or not.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _check_regex(pattern: str) -> str:
@@ -238,7 +240,9 @@ class KubernetesEnrich(_Strict):
     labels_file: str | None = Field(
         "/etc/podinfo/labels", description="Downward API file of pod labels; missing is fine."
     )
-    annotations_file: str | None = Field(None, description="Downward API file of pod annotations.")
+    annotations_file: str | None = Field(
+        None, description="Downward API file of pod annotations (only keys named in pod_labels)."
+    )
     pod_labels: list[str] | None = Field(
         None, description="Which pod labels/annotations to use; null takes every pod label."
     )

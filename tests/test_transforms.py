@@ -420,3 +420,19 @@ def test_the_readme_example_is_a_valid_config() -> None:
     kinds = [t.type for t in cfg.sources["app"].transforms]
     assert kinds == ["redact", "drop", "drop", "rename", "remove", "sample", "rate_limit"]
     assert cfg.sources["app"].enrich is not None
+
+
+def test_a_failing_enrichment_lets_the_lines_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    from logship.transforms import enrich
+
+    cfg = SourceConfig.model_validate({"include": ["x"], "enrich": {"field_labels": ["level"]}})
+    t = Telemetry()
+    chain = SourceChain("app", cfg, t, env={})
+
+    def boom(self: object, batch: Batch) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(enrich.Enricher, "apply", boom)
+    (out,) = chain.apply(make_batch(LINES))
+    assert texts(out) == LINES
+    assert t.sources["app"].transform_errors == 1

@@ -6,8 +6,9 @@ configure neither have no chain, so their path is unchanged. Enrichment runs las
 lines never count towards a field label's distinct values.
 
 A step that raises is a bug, not bad input: it is logged (with its traceback, once per step) and
-counted, and the batch goes on without that step, except a failed ``redact``, which drops the
-batch (counted under ``redact_error``): a secret must not leave because a rule crashed.
+counted, and the batch goes on without that step (a failed enrichment: without its labels),
+except a failed ``redact``, which drops the batch (counted under ``redact_error``): a secret
+must not leave because a rule crashed.
 """
 
 from __future__ import annotations
@@ -103,7 +104,13 @@ class SourceChain:
                     self.telemetry.transform_dropped(self.source, "redact_error", len(batch))
                     batch = select(batch, [])
         if self.enricher is not None:
-            return self.enricher.apply(batch)
+            try:
+                return self.enricher.apply(batch)
+            except Exception:  # the lines still go, without the labels enrichment would add
+                self.telemetry.transform_failed(self.source)
+                if -1 not in self._logged:
+                    self._logged.add(-1)
+                    log.exception("enrichment failed", extra={"source": self.source})
         return [batch]
 
 

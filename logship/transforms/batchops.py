@@ -40,13 +40,7 @@ def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
 def line_offsets(batch: Batch) -> list[int]:
     """``batch.line_offsets()``, computed with C loops only (no per-line lambda) when missing."""
     if batch.offsets is None:
-        lines = batch.lines
-        batch.offsets = list(
-            itertools.accumulate(
-                map(operator.add, map(len, lines[:-1]), itertools.repeat(1)),
-                initial=batch.start_offset,
-            )
-        )
+        batch.offsets = line_starts(batch.lines, batch.start_offset)
     return batch.offsets
 
 
@@ -112,38 +106,30 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
 def lines_containing(haystack: bytes, needle: bytes, lines: list[bytes], found: set[int]) -> None:
     """Add to ``found`` the index of each line with ``needle``.
 
-    ``haystack`` is ``b"\n".join(lines)``, or a same-length translation of it that keeps its
-    newlines. One forward pass of C searches: newlines are counted only between hits, and the
-    search resumes at the next line after each hit. When a line holds a newline of its own (a
-    multiline record), line starts are computed from the lengths instead.
+    ``haystack`` is ``b"\\n".join(lines)``, or a same-length translation of it. C ``find``
+    calls locate the hits; each hit's line comes from the line starts (computed, in C, only
+    when there is a hit) and the search resumes at the next line.
     """
     pos = haystack.find(needle)
     if pos == -1:
         return
-    if haystack.count(b"\n") != len(lines) - 1:
-        starts = line_starts(lines)
-        while pos != -1:
-            i = bisect.bisect_right(starts, pos) - 1
-            found.add(i)
-            if i + 1 >= len(lines):
-                return
-            pos = haystack.find(needle, starts[i + 1])
-        return
-    line = 0
-    counted = 0
+    starts = line_starts(lines)
+    n = len(lines)
     while pos != -1:
-        line += haystack.count(b"\n", counted, pos)
-        found.add(line)
-        nl = haystack.find(b"\n", pos)
-        if nl == -1:
+        i = bisect.bisect_right(starts, pos) - 1
+        found.add(i)
+        if i + 1 >= n:
             return
-        counted = nl
-        pos = haystack.find(needle, nl + 1)
+        pos = haystack.find(needle, starts[i + 1])
 
 
-def line_starts(lines: list[bytes]) -> list[int]:
-    """Where each line starts in ``b"\\n".join(lines)``."""
-    return list(itertools.accumulate(map(len, lines[:-1]), lambda a, n: a + n + 1, initial=0))
+def line_starts(lines: list[bytes], first: int = 0) -> list[int]:
+    """Where each line starts in ``b"\\n".join(lines)`` (plus ``first``), as C loops."""
+    return list(
+        itertools.accumulate(
+            map(operator.add, map(len, lines[:-1]), itertools.repeat(1)), initial=first
+        )
+    )
 
 
 def matching_lines(

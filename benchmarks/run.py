@@ -48,7 +48,8 @@ END_MARK = "<!-- END GENERATED -->"
 DATA_RE = re.compile(r"<!-- benchmark-data (.*?) -->", re.DOTALL)
 
 # The command that is measured. Tokens are placeholders replaced verbatim (no str.format, so a
-# stand-in one-liner may contain braces): {logship} {python} {to} {url} {port} {corpus} {lines}.
+# stand-in one-liner may contain braces): {logship} {python} {to} {url} {port} {corpus} {lines}
+# {config} (the config file of a scenario that has one).
 AGENT_CMD = "{logship} tail --once --from-beginning --to {to} {corpus}"
 
 
@@ -60,6 +61,28 @@ class Scenario:
     sink: str  # the ``--to`` prefix: ``<sink>:http://127.0.0.1:PORT``
     min_lines_per_cpu_s: int
     max_rss_mib: float
+    # A YAML config (placeholders {url} and {corpus}) run with ``logship run --once`` instead of
+    # ``AGENT_CMD``, for what the command line cannot say (transforms).
+    config: str | None = None
+
+
+CONFIG_CMD = "{logship} run --once --log-level warning --config {config}"
+
+# JSON parsing, timestamp and level (the level becomes a Loki label, so every line is parsed
+# and its level normalized) and one redaction rule: card numbers, the costliest built-in rule
+# (no literal to look for). The corpus has no trace lines, so the receiver must get every line.
+TRANSFORMS_CONFIG = """
+sources:
+  bench:
+    include: ["{corpus}"]
+    start_at: beginning
+    format: json
+    transforms:
+      - {type: redact, rules: [card_number]}
+    enrich: {field_labels: [level]}
+sinks:
+  loki: {type: loki, url: "{url}", batch: {linger: 50ms}, retry: {max_attempts: 8}}
+"""
 
 
 # Adding a sink's benchmark is one line here (the receiver already speaks all three protocols).
@@ -69,6 +92,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("loki", "loki", 900_000, 100.0),
         Scenario("elasticsearch", "elasticsearch", 500_000, 100.0),
         Scenario("otlp", "otlp", 500_000, 100.0),
+        Scenario("loki-transforms", "loki", 500_000, 100.0, TRANSFORMS_CONFIG),
     )
 }
 
@@ -162,6 +186,13 @@ def build_command(
 ) -> list[str]:
     """Expand the agent command template into an argv list (placeholders per token)."""
     url = f"http://127.0.0.1:{port}"
+    config = ""
+    if scenario.config is not None:
+        path = OUT_DIR / f"config-{scenario.name}.yaml"
+        path.write_text(scenario.config.replace("{url}", url).replace("{corpus}", str(corpus)))
+        config = str(path)
+        if template == AGENT_CMD:
+            template = CONFIG_CMD
     values = {
         "{logship}": str(logship_executable()),
         "{python}": sys.executable,
@@ -170,6 +201,7 @@ def build_command(
         "{port}": str(port),
         "{corpus}": str(corpus),
         "{lines}": str(lines),
+        "{config}": config,
     }
     argv = []
     for token in shlex.split(template):

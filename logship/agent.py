@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -35,6 +36,9 @@ from logship.sources.identity import fingerprint, fingerprint_matches
 from logship.sources.podpath import POD_LABELS, pod_identity
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from logship.transforms.pipeline import SourceChain
 
 log = logging.getLogger("logship.agent")
 
@@ -90,10 +94,28 @@ class Agent:
         self.started = False  # sources scanned and tailers started (part of /ready)
         self.checkpoints_current_at = time.monotonic()  # saved checkpoints matched the acks
         self.heartbeat: float | None = None  # last time the event loop ran a beat (/healthz)
+        # Transforms and enrichment: a chain only for sources that configure them, and the
+        # package is imported only then, so other sources' path is unchanged.
+        self.chains: dict[str, SourceChain] = {}
+        if any(s.transforms or s.enrich is not None for s in cfg.sources.values()):
+            from logship.transforms.pipeline import build_chains
+
+            self.chains = build_chains(cfg, self.telemetry)
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
         sinks = self.routes[batch.info.source]
+        chain = self.chains.get(batch.info.source) if self.chains else None
+        if chain is not None:
+            # One ticket for every part of the transformed batch: the file's offset moves past
+            # this batch (dropped lines included) once each sink has delivered each part.
+            parts = [p for p in chain.apply(batch) if p.lines]
+            ticket = acks.ticket(batch.end_offset, cost, len(sinks) * len(parts), partial)
+            for p in parts:
+                p.ticket = ticket
+                for s in sinks:
+                    s.submit(p)
+            return
         batch.ticket = acks.ticket(batch.end_offset, cost, len(sinks), partial)
         for s in sinks:
             s.submit(batch)
@@ -193,6 +215,7 @@ class Agent:
             telemetry=self.telemetry,
             once=self.once,
             framer=self.framer_for(m.source),
+            pace=self.chains[m.source].pace if m.source in self.chains else None,
         )
         self.tailers[key] = t
         self.by_path[m.path] = t
@@ -551,6 +574,10 @@ class Agent:
                 s.abort()
             await asyncio.gather(*pending, return_exceptions=True)
         self.save_checkpoints()
+        if self.chains:
+            from logship.transforms.pipeline import log_totals
+
+            log_totals(self.telemetry, list(self.chains))
         reasons = [s.undelivered for s in self.sinks.values() if s.undelivered]
         if self.once and not self.stop_event.is_set():
             if reasons:

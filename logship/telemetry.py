@@ -45,6 +45,12 @@ class SourceStats:
     truncated_lines: int = 0
     invalid_utf8_lines: int = 0
     multiline_cut: int = 0  # multiline records closed by max_lines / max_bytes
+    # Transforms: lines deliberately dropped, by step (drop, keep, sample, rate_limit), and
+    # secrets replaced, by redaction rule.
+    dropped_lines: int = 0
+    dropped_by: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+    transform_errors: int = 0
 
 
 class FileStats:
@@ -116,6 +122,18 @@ class Telemetry:
 
     def multiline_cut(self, source: str, count: int) -> None:
         self.sources[source].multiline_cut += count
+
+    def transform_dropped(self, source: str, reason: str, count: int) -> None:
+        s = self.sources[source]
+        s.dropped_lines += count
+        s.dropped_by[reason] = s.dropped_by.get(reason, 0) + count
+
+    def redacted(self, source: str, rule: str, count: int) -> None:
+        r = self.sources[source].redactions
+        r[rule] = r.get(rule, 0) + count
+
+    def transform_failed(self, source: str) -> None:
+        self.sources[source].transform_errors += 1
 
     # -- sinks ------------------------------------------------------------------------
     def sent(self, sink: str, records: int, nbytes: int) -> None:

@@ -16,6 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from logship.config.environment import with_environment
 from logship.config.model import AgentConfig, SinkConfig
+from logship.config.transforms import TRANSFORM_TYPES
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -87,12 +88,17 @@ def format_validation_error(err: ValidationError) -> list[str]:
         # Drop the discriminator tag pydantic inserts after a sink's name.
         if len(loc) >= 3 and loc[0] == "sinks" and loc[2] in SINK_TYPES:
             loc = loc[:2] + loc[3:]
+        kind, kinds = "sink", ", ".join(SINK_TYPES)
+        if len(loc) >= 4 and loc[0] == "sources" and loc[2] == "transforms":
+            kind, kinds = "transform", ", ".join(TRANSFORM_TYPES)
+            if len(loc) >= 5 and loc[4] in TRANSFORM_TYPES:  # the tag, as for sinks
+                loc = loc[:4] + loc[5:]
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "union_tag_invalid":
             given = e["input"].get("type") if isinstance(e["input"], dict) else e["input"]
-            msg = f"unknown sink type {given!r}; expected one of: {', '.join(SINK_TYPES)}"
+            msg = f"unknown {kind} type {given!r}; expected one of: {kinds}"
         elif e["type"] == "union_tag_not_found":
-            msg = f"missing 'type' (one of: {', '.join(SINK_TYPES)})"
+            msg = f"missing 'type' (one of: {kinds})"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         problems.append(f"{_field_path(loc)}: {msg}")

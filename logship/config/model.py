@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from logship.config.transforms import EnrichConfig, TransformConfig
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -385,6 +387,13 @@ class SourceConfig(StrictModel):
     ignore_older: Duration | None = Field(
         None,
         description="Skip files not modified for this long (until they change); null reads all.",
+    )
+    transforms: list[TransformConfig] = Field(
+        default_factory=list,
+        description="Steps applied in order to every batch (logship/config/transforms.py).",
+    )
+    enrich: EnrichConfig | None = Field(
+        None, description="Labels added to every line: host, pod identity, record fields."
     )
 
     @field_validator("regex")

@@ -71,6 +71,7 @@ class Tailer:
         telemetry: Telemetry,
         once: bool,
         framer: Framer | None = None,
+        pace: Callable[[], float] | None = None,
     ) -> None:
         self.path = path
         self.fd = fd
@@ -86,6 +87,7 @@ class Tailer:
         self.tailing = tailing
         self.telemetry = telemetry
         self.once = once
+        self.pace = pace  # a source's blocking rate limit: seconds to wait before a read
         self.wake_event = asyncio.Event()
         self.unmatched = False  # set by discovery: the file is no longer ours to follow
         self.close_requested = False  # the open-file cap wants this descriptor back
@@ -244,6 +246,10 @@ class Tailer:
             if end is not None and self.read_offset >= end:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
+            if self.pace is not None:
+                await self._paced()
+                if self.stopping:
+                    break
             await self._acquire(want)
             if self.stopping:
                 self.budget.release(want)
@@ -289,6 +295,14 @@ class Tailer:
             except TimeoutError:
                 self._flush_framer(time.monotonic())
         await self.budget.acquire(n)
+
+    async def _paced(self) -> None:
+        """Wait while the source is over its rate limit (``mode: block``); a stop ends the wait."""
+        assert self.pace is not None
+        while not self.stopping and (delay := self.pace()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_event.wait(), delay)
+            self.wake_event.clear()
 
     def _consume(self, data: bytes, reserved: int) -> None:
         """Turn freshly read bytes into lines; ``reserved`` is what the budget holds for them."""

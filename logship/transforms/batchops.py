@@ -1,0 +1,232 @@
+"""Batch surgery shared by the transforms: keep some lines, replace line text, find lines.
+
+The derived batches keep the per-line ``offsets`` of the original lines and its ``end_offset``,
+so acknowledgements and checkpoints are unaffected by what a transform did to the text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+import re
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import orjson
+
+from logship.parsing.batch import Batch
+from logship.parsing.timestamps import TimestampColumn
+
+_FORMATS_WITH_JSON = ("auto", "json")
+T = TypeVar("T")
+
+
+def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
+    out = Batch(
+        batch.info,
+        lines,
+        batch.start_offset,
+        batch.end_offset,
+        batch.read_ns,
+        batch.telemetry,
+        offsets,
+    )
+    # Sizes feed the sinks' request batching: count what is left, not what was read.
+    out.nbytes = sum(map(len, lines)) + len(lines)
+    return out
+
+
+def line_offsets(batch: Batch) -> list[int]:
+    """``batch.line_offsets()``, computed with C loops only (no per-line lambda) when missing."""
+    if batch.offsets is None:
+        batch.offsets = line_starts(batch.lines, batch.start_offset)
+    return batch.offsets
+
+
+def select(batch: Batch, keep: list[int]) -> Batch:
+    """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest."""
+    if len(keep) == len(batch.lines):
+        return batch
+    offsets = line_offsets(batch)
+    out = _derived(batch, take(batch.lines, keep), take(offsets, keep))
+    ts = batch._ts
+    if ts is not None:
+        out._ts = TimestampColumn(take(ts.seconds, keep), take(ts.fractions, keep), ts.text_format)
+    if batch._records is not None:
+        out._records = take(batch._records, keep)
+    return out
+
+
+def take(items: list[T], indices: list[int]) -> list[T]:
+    """``[items[i] for i in indices]`` as a C loop."""
+    return list(map(items.__getitem__, indices))
+
+
+def group_indices(column: list[Any]) -> dict[Any, list[int]]:
+    """Line indices by value, in first-seen order of the values.
+
+    With few distinct values (levels, status classes) one C ``compress`` pass per value beats a
+    Python loop over the lines; with many, the loop is cheaper.
+    """
+    distinct = dict.fromkeys(column)
+    n = len(column)
+    if len(distinct) == 1:
+        return {next(iter(distinct)): list(range(n))}
+    if len(distinct) <= 8:
+        return {
+            v: list(itertools.compress(range(n), map(operator.eq, column, itertools.repeat(v, n))))
+            for v in distinct
+        }
+    groups: dict[Any, list[int]] = {}
+    for i, v in enumerate(column):
+        groups.setdefault(v, []).append(i)
+    return groups
+
+
+def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
+    """The batch with some lines' text replaced.
+
+    The timestamps are taken from the original text first: the time of an event does not
+    change because a secret in it was masked (and a masked epoch number cannot lose it).
+    Records are derived again from the new text when a sink asks for them.
+    """
+    if not changed:
+        return batch
+    ts = batch.timestamps()
+    offsets = line_offsets(batch)
+    lines = list(batch.lines)
+    for i, text in changed.items():
+        lines[i] = text
+    out = _derived(batch, lines, offsets)
+    out._ts = ts
+    return out
+
+
+def lines_containing(haystack: bytes, needle: bytes, lines: list[bytes], found: set[int]) -> None:
+    """Add to ``found`` the index of each line with ``needle``.
+
+    ``haystack`` is ``b"\\n".join(lines)``, or a same-length translation of it. C ``find``
+    calls locate the hits; each hit's line comes from the line starts (computed, in C, only
+    when there is a hit) and the search resumes at the next line.
+    """
+    pos = haystack.find(needle)
+    if pos == -1:
+        return
+    starts = line_starts(lines)
+    n = len(lines)
+    while pos != -1:
+        i = bisect.bisect_right(starts, pos) - 1
+        found.add(i)
+        if i + 1 >= n:
+            return
+        pos = haystack.find(needle, starts[i + 1])
+
+
+def line_starts(lines: list[bytes], first: int = 0) -> list[int]:
+    """Where each line starts in ``b"\\n".join(lines)`` (plus ``first``), as C loops."""
+    return list(
+        itertools.accumulate(
+            map(operator.add, map(len, lines[:-1]), itertools.repeat(1)), initial=first
+        )
+    )
+
+
+def matching_lines(
+    joined_pattern: re.Pattern[bytes],
+    line_pattern: re.Pattern[bytes],
+    joined: bytes,
+    lines: list[bytes],
+) -> list[int]:
+    """Indices of the lines ``line_pattern`` finds something in, found with C-speed searches.
+
+    ``joined_pattern`` (the same expression compiled with MULTILINE, so ``^``/``$`` work per
+    line) searches the whole batch at once; each hit is confirmed on its own line, which keeps
+    a hit that spans a line break from counting, and the search resumes at the next line.
+    """
+    m = joined_pattern.search(joined)
+    if m is None:
+        return []
+    starts = line_starts(lines)
+    n = len(lines)
+    out: list[int] = []
+    while m is not None:
+        i = bisect.bisect_right(starts, m.start()) - 1
+        if line_pattern.search(lines[i]) is not None:
+            out.append(i)
+        if i + 1 >= n:
+            break
+        m = joined_pattern.search(joined, starts[i + 1])
+    return out
+
+
+def parse_objects(batch: Batch) -> list[dict[str, Any] | None]:
+    """The JSON object of each line (None for other lines), parsed in one C call when possible."""
+    lines = batch.lines
+    n = len(lines)
+    if batch.info.format not in _FORMATS_WITH_JSON:
+        records = batch.records()
+        return [r.get("fields") or None for r in records]
+    if n == 0:
+        return []
+    try:  # JSON logs: every line an object, the whole batch parsed in one C call
+        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+        if len(parsed) == n and set(map(type, parsed)) == {dict}:
+            return parsed  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        pass
+    out: list[dict[str, Any] | None] = [None] * n
+    candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
+    if not candidates:
+        return out
+    try:
+        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
+        if len(parsed) == len(candidates):
+            for i, obj in zip(candidates, parsed, strict=True):
+                out[i] = obj if isinstance(obj, dict) else None
+            return out
+    except orjson.JSONDecodeError:
+        pass
+    for i in candidates:  # a malformed line in the batch: parse line by line
+        try:
+            obj = orjson.loads(lines[i])
+        except orjson.JSONDecodeError:
+            continue
+        out[i] = obj if isinstance(obj, dict) else None
+    return out
+
+
+def get_path(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a dotted path; a key that contains dots is tried whole first."""
+    v: Any = obj
+    for key in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(key)
+    return v
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def as_text(value: Any) -> str | None:
+    """A field value as the text users write in config (JSON spelling for true/false)."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def field_column(objs: Iterable[dict[str, Any] | None], path: str) -> list[str | None]:
+    """One field's value as text per line; None where the line has no such field."""
+    keys = split_path(path)
+    out: list[str | None] = []
+    for obj in objs:
+        if obj is None:
+            out.append(None)
+            continue
+        v = obj.get(path) if len(keys) > 1 and path in obj else get_path(obj, keys)
+        out.append(as_text(v))
+    return out

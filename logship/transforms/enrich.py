@@ -1,0 +1,181 @@
+"""Enrichment: labels that say where a line comes from.
+
+* Static identity, computed once at start-up: the host name, and the pod's identity from the
+  Kubernetes downward API, as environment variables (``POD_NAME``, ``POD_NAMESPACE``,
+  ``NODE_NAME``, ``POD_UID``, ``POD_IP`` by default) and as mounted files
+  (``/etc/podinfo/labels``, ``annotations``: one ``key="value"`` per line, the value quoted and
+  escaped like a Go string). These join the source's labels (the source's own labels win) and
+  cost nothing per line: a batch gets a shared, already-merged :class:`SourceInfo`.
+* Labels from record fields (``field_labels``): the batch is split into one part per distinct
+  combination of values, each part carrying those values as labels. A cardinality guard counts
+  the distinct values of each field over a window; a field that exceeds ``max_values`` is
+  refused as a label for good, with one warning (its value stays in the record's fields).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from logship.config.transforms import EnrichConfig
+from logship.parsing.batch import Batch, SourceInfo
+from logship.transforms.batchops import field_column, group_indices, parse_objects, select
+from logship.transforms.filter import level_column
+
+log = logging.getLogger("logship.transforms")
+
+_LINE = re.compile(r'^\s*([^=\s][^=]*?)\s*=\s*(".*")\s*$')
+_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{3})|(.))")
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    hx, u4, u8, octal, ch = m.groups()
+    if hx or octal:  # Go escapes bytes this way: kept as the character of that code point
+        return chr(int(hx, 16) if hx else int(octal, 8))
+    if u4 or u8:
+        return chr(int(u4 or u8, 16))
+    return _SIMPLE.get(ch, ch)
+
+
+def parse_downward_file(text: str) -> dict[str, str]:
+    """``key="value"`` lines of a downward API volume file; lines that are not are skipped."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        out[m.group(1)] = _ESCAPE.sub(_unescape, m.group(2)[1:-1])
+    return out
+
+
+def _read_downward(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return parse_downward_file(f.read())
+    except FileNotFoundError:
+        log.info("no downward API file; its labels are not added", extra={"file": path})
+    except OSError as e:
+        log.warning("cannot read downward API file", extra={"file": path, "error": str(e)})
+    return {}
+
+
+def static_labels(
+    cfg: EnrichConfig,
+    env: Mapping[str, str] | None = None,
+    hostname: Callable[[], str] = socket.gethostname,
+) -> dict[str, str]:
+    """The labels enrichment adds to every line of a source, read once."""
+    env = os.environ if env is None else env
+    labels: dict[str, str] = {}
+    k8s = cfg.kubernetes
+    if k8s is not None:
+        wanted = set(k8s.pod_labels) if k8s.pod_labels is not None else None
+        for path, everything in ((k8s.labels_file, True), (k8s.annotations_file, False)):
+            if path is None:
+                continue
+            for key, value in _read_downward(path).items():
+                # Annotations are long and many: only the ones asked for by name.
+                if (wanted is None and everything) or (wanted is not None and key in wanted):
+                    labels[k8s.prefix + key] = value
+        for label, var in k8s.env.items():
+            value = env.get(var, "")
+            if value:
+                labels[label] = value
+    if cfg.host is not None:
+        labels[cfg.host] = hostname()
+    return labels
+
+
+class Enricher:
+    """Static labels and field labels of one source: a batch in, one part per label set out."""
+
+    def __init__(
+        self,
+        cfg: EnrichConfig,
+        source: str,
+        labels: dict[str, str],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.labels = labels
+        self.fields = list(cfg.field_labels)
+        self.max_values = cfg.max_values
+        self.window = cfg.window
+        self.clock = clock
+        self.window_start = clock()
+        self.seen: dict[str, set[str]] = {f: set() for f in self.fields}
+        self.refused: set[str] = set()
+        self._infos: dict[Any, tuple[SourceInfo, SourceInfo]] = {}
+
+    def _info(self, base: SourceInfo, extra: tuple[tuple[str, str], ...]) -> SourceInfo:
+        """The merged info for a file's info and field values, made once and shared."""
+        key = (id(base), extra)
+        hit = self._infos.get(key)
+        if hit is not None and hit[0] is base:
+            return hit[1]
+        if len(self._infos) > 10_000:
+            self._infos.clear()
+        labels = {**self.labels, **dict(extra), **base.labels}
+        info = SourceInfo(base.source, base.path, base.format, labels)
+        self._infos[key] = (base, info)  # holding base keeps its id from being reused
+        return info
+
+    def _columns(self, batch: Batch) -> list[tuple[str, list[str | None]]]:
+        active = [f for f in self.fields if f not in self.refused]
+        if not active:
+            return []
+        objs = parse_objects(batch) if batch._records is None else None
+        cols: list[tuple[str, list[str | None]]] = []
+        for f in active:
+            if f == "level":
+                cols.append((f, level_column(batch, objs)))
+                continue
+            src = objs if objs is not None else [r["fields"] for r in batch.records()]
+            cols.append((f, field_column(src, f)))
+        now = self.clock()
+        if now - self.window_start >= self.window:
+            self.window_start = now
+            for s in self.seen.values():
+                s.clear()
+        kept = []
+        for f, col in cols:
+            seen = self.seen[f]
+            seen.update(v for v in set(col) if v is not None)
+            if len(seen) > self.max_values:
+                self.refused.add(f)
+                seen.clear()
+                log.warning(
+                    "field label refused: too many distinct values; the field stays in records",
+                    extra={"source": self.source, "field": f, "max_values": self.max_values},
+                )
+                continue
+            kept.append((f, col))
+        return kept
+
+    def apply(self, batch: Batch) -> list[Batch]:
+        cols = self._columns(batch) if self.fields and batch.lines else []
+        if not cols:
+            batch.info = self._info(batch.info, ())
+            return [batch]
+        names = [f for f, _ in cols]
+        if len(cols) == 1:
+            groups = {(v,): idx for v, idx in group_indices(cols[0][1]).items()}
+        else:
+            groups = group_indices(list(zip(*(c for _, c in cols), strict=True)))
+        base = batch.info
+        if len(groups) > 1:
+            # Once for the whole batch, then sliced per part: cheaper than once per part.
+            batch.timestamps()
+        parts = []
+        for values, idx in groups.items():
+            extra = tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))
+            part = select(batch, idx) if len(groups) > 1 else batch
+            part.info = self._info(base, extra)
+            parts.append(part)
+        return parts

@@ -335,6 +335,125 @@ def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) 
     _run_agent(adjust(cfg), once, config_path, adjust)
 
 
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(
+        ["auto", "json", "logfmt", "regex", "syslog", "nginx", "apache", "raw", "cri", "docker"]
+    ),
+    default=None,
+    help="How lines are parsed [default: auto, or regex with --regex].",
+)
+@click.option("--regex", metavar="PATTERN", help="Parse with this pattern's named groups.")
+@click.option(
+    "--multiline",
+    metavar="PRESET|MODE:REGEX",
+    help="Group lines into records: java, python, go, or start|continue|end:REGEX.",
+)
+@click.option(
+    "--redact",
+    "redact",
+    multiple=True,
+    metavar="RULE",
+    help="Redact secrets: all, or a built-in rule (bearer, url_password, aws_access_key, "
+    "aws_secret_key, card_number, email). Repeatable.",
+)
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A static label.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use a source of this config file (format, multiline, transforms) instead of flags.",
+)
+@click.option("--source", "source_name", metavar="NAME", help="The source of --config to use.")
+@click.option(
+    "--path",
+    default="-",
+    show_default=True,
+    help="The file name the lines are from, as records show it (a /var/log/pods/... path also "
+    "gives the pod labels).",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def parse(
+    fmt: str | None,
+    regex: str | None,
+    multiline: str | None,
+    redact: tuple[str, ...],
+    labels: tuple[str, ...],
+    config_path: Path | None,
+    source_name: str | None,
+    path: str,
+    log_level: str,
+) -> None:
+    """Read lines on stdin and print the records they become, as JSON lines.
+
+    The same framing (container partial lines, multiline), parsing and transforms as
+    tailing: what it prints is what would be shipped.
+    """
+    from logship.config import ConfigError, build_config, load_config
+    from logship.logs import setup_logging
+    from logship.preview import SOURCE, Preview
+
+    setup_logging(log_level)
+    try:
+        if config_path is not None:
+            if fmt or regex or multiline or redact or labels:
+                raise click.UsageError(
+                    "--config takes the source's settings; leave out --format, --regex, "
+                    "--multiline, --redact and --label"
+                )
+            cfg = load_config(config_path)
+            names = list(cfg.sources)
+            if source_name is None and len(names) == 1:
+                source_name = names[0]
+            if source_name not in cfg.sources:
+                raise click.BadParameter(
+                    f"{source_name!r}: expected one of {', '.join(names)}", param_hint="--source"
+                )
+        else:
+            source: dict[str, Any] = {
+                "include": ["/dev/stdin"],
+                "format": fmt or ("regex" if regex is not None else "auto"),
+                "labels": _parse_labels(labels),
+            }
+            if regex is not None:
+                source["regex"] = regex
+            ml = _parse_multiline(multiline)
+            if ml is not None:
+                source["multiline"] = ml
+            if redact:
+                rules = [r for r in redact if r != "all"]
+                source["transforms"] = [
+                    {"type": "redact", **({} if "all" in redact else {"rules": rules})}
+                ]
+            data = {"sources": {SOURCE: source}, "sinks": {"stdout": {"type": "stdout"}}}
+            cfg = build_config(data, "command line")
+            source_name = SOURCE
+    except ConfigError as e:
+        _config_error(e)
+    assert source_name is not None
+    preview = Preview(cfg, source_name, sys.stdout.buffer, path)
+    try:
+        stats = preview.run(sys.stdin.buffer)
+    except BrokenPipeError:  # | head: the reader has what it wanted
+        _exit_now(0)
+    tel = preview.telemetry.sources.get(source_name)
+    malformed = tel.malformed if tel is not None else 0
+    if sys.stderr.isatty() or malformed:
+        click.echo(
+            f"logship parse: {stats.lines:,} lines, {stats.records:,} records, "
+            f"{malformed:,} malformed (kept as raw text)",
+            err=True,
+        )
+    _exit_now(0)
+
+
 @main.command("check-config")
 @click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config_path: Path) -> None:

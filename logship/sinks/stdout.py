@@ -12,6 +12,12 @@ from logship.sinks.base import SinkWorker, ack
 from logship.telemetry import Telemetry
 
 
+def render_records(batch: Batch) -> bytes:
+    """A batch's normalized records, one compact JSON object per line (what stdout prints)."""
+    dumps = orjson.dumps
+    return b"\n".join([dumps(r) for r in batch.records()]) + b"\n"
+
+
 class StdoutSink(SinkWorker):
     def __init__(self, name: str, telemetry: Telemetry, out: BinaryIO | None = None) -> None:
         super().__init__(
@@ -23,9 +29,7 @@ class StdoutSink(SinkWorker):
     async def deliver(self, batches: list[Batch]) -> None:
         for b in batches:
             if b.lines and not self.broken:
-                records = b.records()
-                dumps = orjson.dumps
-                body = b"\n".join([dumps(r) for r in records]) + b"\n"
+                body = render_records(b)
                 try:
                     self.out.write(body)
                     self.out.flush()
@@ -34,5 +38,5 @@ class StdoutSink(SinkWorker):
                     self.broken = True
                     self.note_undelivered(f"{self.name}: output closed")
                 else:
-                    self.telemetry.sent(self.name, len(records), len(body))
+                    self.telemetry.sent(self.name, len(b.lines), len(body))
             ack(b)

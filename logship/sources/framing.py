@@ -22,12 +22,13 @@ the pattern matched somewhere in it. Plain files without multiline skip framing.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -39,9 +40,14 @@ from logship.parsing.timestamps import (
     SECONDS_NS,
     FractionKey,
     SecondsKey,
+    TimestampColumn,
     parse_text_timestamp,
     split_ns,
+    text_format_of,
 )
+
+if TYPE_CHECKING:
+    from logship.parsing.batch import SourceInfo
 
 STREAMS = ("stdout", "stderr")
 # Appended where an over-long line (or joined fragment) is cut; the tailer uses it too.
@@ -116,6 +122,39 @@ class Framed:
     seconds: list[SecondsKey] | None = None
     fractions: list[FractionKey] | None = None
     malformed: bool = False  # container lines that did not parse, kept whole
+
+    def timestamp_column(self) -> TimestampColumn | None:
+        """The container runtime's timestamps, None when they come from the message."""
+        if self.seconds is None or self.fractions is None:
+            return None
+        return TimestampColumn(
+            self.seconds, self.fractions, text_format_of(set(self.seconds), set(self.fractions))
+        )
+
+
+def framed_info(
+    base: SourceInfo, f: Framed, cache: dict[tuple[str | None, bool], SourceInfo]
+) -> SourceInfo:
+    """The record source of one container stream: ``stream`` as label and attribute.
+
+    ``dataclasses.replace`` keeps the file's identity and parsing options; ``cache`` holds
+    one per (stream, malformed) so that batches of a stream share it.
+    """
+    key = (f.stream, f.malformed)
+    info = cache.get(key)
+    if info is None:
+        if f.malformed:
+            info = dataclasses.replace(base, format="raw", malformed=True)
+        elif f.stream is None:
+            info = base
+        else:
+            info = dataclasses.replace(
+                base,
+                labels={**base.labels, "stream": f.stream},
+                attributes={**base.attributes, "stream": f.stream},
+            )
+        cache[key] = info
+    return info
 
 
 @dataclass(slots=True)

@@ -110,6 +110,28 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         _S,
         "Multiline records closed early by multiline.max_lines or max_bytes.",
     ),
+    MetricDoc(
+        "logship_source_dropped_lines",
+        "counter",
+        "{line}",
+        ("source", "reason"),
+        "Lines deliberately dropped by a transform (reason: drop, keep, sample, rate_limit, "
+        "redact_error); their offsets are acknowledged.",
+    ),
+    MetricDoc(
+        "logship_source_redactions",
+        "counter",
+        "{secret}",
+        ("source", "rule"),
+        "Secrets replaced by the redact transform, by rule.",
+    ),
+    MetricDoc(
+        "logship_source_transform_errors",
+        "counter",
+        "{error}",
+        _S,
+        "Transform steps that failed on a batch (logged once per step).",
+    ),
     MetricDoc("logship_file_read_bytes", "counter", "By", _P, "Bytes read from the file."),
     MetricDoc(
         "logship_file_lag_bytes",
@@ -271,6 +293,16 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
 
         return read
 
+    def per_source_by(attr: str, label: str) -> Callback:
+        def read(_: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(v, {"source": n, label: k})
+                for n, s in list(tel.sources.items())
+                for k, v in list(getattr(s, attr).items())
+            ]
+
+        return read
+
     def per_sink(attr: str) -> Callback:
         def read(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(getattr(s, attr), {"sink": n}) for n, s in list(tel.sinks.items())]
@@ -316,6 +348,9 @@ def _callbacks(agent: AgentView) -> dict[str, Callback]:
         "logship_source_truncated_lines": per_source("truncated_lines"),
         "logship_source_invalid_utf8_lines": per_source("invalid_utf8_lines"),
         "logship_source_multiline_cut_records": per_source("multiline_cut"),
+        "logship_source_dropped_lines": per_source_by("dropped_by", "reason"),
+        "logship_source_redactions": per_source_by("redactions", "rule"),
+        "logship_source_transform_errors": per_source("transform_errors"),
         "logship_file_read_bytes": per_file("bytes_read"),
         "logship_file_lag_bytes": file_lag,
         "logship_file_rotations": per_file("rotations"),

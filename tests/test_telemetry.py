@@ -173,6 +173,8 @@ def _full_exposition() -> str:
     m = AgentMetrics(agent)
     t = agent.telemetry
     t.read("app", 1, 1)
+    t.transform_dropped("app", "drop", 1)
+    t.redacted("app", "email", 1)
     t.file_read("/a.log", 1)
     t.sent("loki", 1, 1)
     t.request_duration("loki", 0.1)
@@ -422,3 +424,17 @@ def test_otlp_push_without_the_exporter_says_what_to_install(
     otlp = OtlpMetricsConfig(endpoint="http://127.0.0.1:4318/v1/metrics")
     with pytest.raises(MetricsSetupError, match=r"pip install 'logship\[otlp-metrics\]'"):
         AgentMetrics(FakeAgent(), otlp)
+
+
+def test_transform_counters_carry_their_reason_and_rule() -> None:
+    agent = FakeAgent()
+    m = AgentMetrics(agent)
+    t = agent.telemetry
+    t.transform_dropped("app", "sample", 9)
+    t.transform_dropped("app", "drop", 2)
+    t.redacted("app", "card_number", 3)
+    text = m.prometheus_text().decode()
+    m.shutdown()
+    assert 'logship_source_dropped_lines_total{reason="sample",source="app"} 9.0' in text
+    assert 'logship_source_dropped_lines_total{reason="drop",source="app"} 2.0' in text
+    assert 'logship_source_redactions_total{rule="card_number",source="app"} 3.0' in text

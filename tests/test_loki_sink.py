@@ -263,3 +263,34 @@ def test_seconds_runs_are_found_only_for_ordered_keys() -> None:
     assert seconds_runs(s, [b'.2Z"', b'.1Z"', b'.0Z"']) is None  # fractions out of order
     assert seconds_runs(list(reversed(s)), [b'.0Z"'] * 3) is None  # seconds out of order
     assert seconds_runs([], []) == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=999_999_999), max_size=50))
+def test_nanos_pieces_are_padded_varints(nanos: list[int]) -> None:
+    from logship.sinks.loki import nanos_pieces, varint5
+
+    assert nanos_pieces(nanos) == [b"\x10" + varint5(n) for n in nanos]
+
+
+def test_microsecond_times_keep_every_digit_through_the_encoder() -> None:
+    """Thousands of distinct fractions take the integer-key path; the values must not move."""
+    from logship.parsing.formats import MANY_FRACTIONS
+
+    n = MANY_FRACTIONS * 3
+    base = int(datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC).timestamp())
+    want = [(base + i // 1000, (i * 997 % 1_000_000) * 1000) for i in range(n)]
+    lines = [
+        b'{"ts":"2026-11-29T10:00:%02d.%06dZ","i":%d}' % (i // 1000, i * 997 % 1_000_000, i)
+        for i in range(n)
+    ]
+    b = batch(lines)
+    ts = b.timestamps()
+    assert all(isinstance(f, int) for f in ts.fractions)
+    assert ts.ns() == [sec * NS + frac for sec, frac in want]
+    (stream,) = decode(make_sink().encode([b]).body).streams  # type: ignore[attr-defined]
+    got = {e.line: (e.timestamp.seconds, e.timestamp.nanos) for e in stream.entries}
+    assert [got[line.decode()] for line in lines] == want
+    # Out of order within a second: sorted by the full time.
+    assert [e.timestamp.seconds * NS + e.timestamp.nanos for e in stream.entries] == sorted(
+        sec * NS + frac for sec, frac in want
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import operator
 import re
+from itertools import repeat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -145,6 +146,23 @@ def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any], set[Any]] |
     )
 
 
+# Above this many distinct fraction keys in a batch (microsecond or nanosecond times),
+# fractions become integer nanosecond keys in C passes: classifying each distinct text key
+# in FRACTION_NS costs a Python call per line, and the caches would only thrash.
+MANY_FRACTIONS = 1024
+_UTC_FRACTION_KEYS = re.compile(rb'(?:(?:[.,]\d{1,9})?[Zz]"\n)*')
+
+
+def _fraction_ints(fracs: list[Any], distinct: set[Any]) -> list[Any] | None:
+    """Nanoseconds of text fraction keys (``b'.123456Z"'``) when every one is UTC text."""
+    if not all(isinstance(k, bytes) for k in distinct):
+        return None
+    if _UTC_FRACTION_KEYS.fullmatch(b"\n".join(distinct) + b"\n") is None:
+        return None
+    digits = map(operator.itemgetter(slice(1, -2)), fracs)
+    return list(map(int, map(bytes.ljust, digits, repeat(9), repeat(b"0"))))
+
+
 def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampColumn:
     """Timestamps of a batch; lines without one get the read time."""
     n = len(lines)
@@ -177,6 +195,8 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     # exact path, line by line, which is rare.
     bad = {k for k in distinct_seconds if SECONDS_NS[k] is None}
     distinct = set(fracs)
+    if len(distinct) > MANY_FRACTIONS and (ints := _fraction_ints(fracs, distinct)) is not None:
+        fracs, distinct = ints, set()  # microsecond or nanosecond times: integer keys
     for k in distinct.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
     zoned = EXACT_FRACTIONS.intersection(distinct)

@@ -134,14 +134,16 @@ class TimestampColumn:
         return TimestampColumn([s[i] for i in indices], [f[i] for i in indices], self.text_format)
 
 
+def all_int_keys(keys: list[Any]) -> bool:
+    """True when every key is an int (nanosecond fraction keys, epoch seconds): one C pass."""
+    return bool(keys) and set(map(type, keys)) == {int}
+
+
 def ns_of_keys(seconds: list[SecondsKey], fractions: list[FractionKey]) -> list[int]:
-    return list(
-        map(
-            operator.add,
-            map(SECONDS_NS.__getitem__, seconds),
-            map(FRACTION_NS.__getitem__, fractions),
-        )
-    )
+    secs = map(SECONDS_NS.__getitem__, seconds)
+    if all_int_keys(fractions):  # nanoseconds already: no cache lookup (a miss is a call)
+        return list(map(operator.add, secs, fractions))
+    return list(map(operator.add, secs, map(FRACTION_NS.__getitem__, fractions)))
 
 
 def keys_in_order(

@@ -36,6 +36,8 @@ log = logging.getLogger("logship.agent")
 
 # Rotated names with these endings are compressed copies, not text to tail.
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
+# How long the folder of a watched name that disappeared is checked for files rotated away.
+VANISHED_WATCH_S = 600.0
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Agent:
         self.retired: set[str] = set()  # identities followed before (even without checkpoints)
         # Watched path -> (identity seen there, when the last scan saw it).
         self.path_ident: dict[str, tuple[str, float]] = {}
+        self.vanished: dict[str, float] = {}  # watched path -> when scans stopped finding it
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -139,11 +142,20 @@ class Agent:
                 self.telemetry.truncations += 1
             fp = fingerprint(fd)
         else:
-            at_end = startup and not self.once and src.start_at == "end"
+            at_end = (
+                startup
+                and not self.once
+                and src.start_at == "end"
+                and not self._changed_since_last_run(st)
+            )
             offset = st.st_size if at_end else 0
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
+        if cp is not None and not acks.previous:
+            acks.previous = list(cp.previous)
+            if cp.fingerprint != fp and not fingerprint_matches(fd, cp.fingerprint):
+                acks.remember_previous(cp.fingerprint)  # truncated or replaced while stopped
         info = SourceInfo(m.source, m.path, src.format, dict(self.extra_labels(m.source)))
         t = Tailer(
             path=m.path,
@@ -164,6 +176,16 @@ class Agent:
         self.tailer_tasks[key] = task
         task.add_done_callback(functools.partial(self._tailer_done, key))
         log.info("following file", extra={"path": m.path, "offset": offset, "source": m.source})
+
+    def _changed_since_last_run(self, st: os.stat_result) -> bool:
+        """A file without a checkpoint that changed after the previous run's last save.
+
+        The previous run checkpoints every file it follows at its first save, so such a
+        file (created by a rotation just before a crash, or replaced while stopped) holds
+        lines nobody read: it is read from its beginning, whatever ``start_at`` says.
+        """
+        saved_at = self.store.saved_at
+        return saved_at is not None and st.st_ctime >= saved_at - 1.0  # coarse fs clocks
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)
@@ -247,6 +269,10 @@ class Agent:
             return
         known = [f.fingerprint for f in self.tracker.files.values()]
         known += [cp.fingerprint for cp in self.store.entries.values()]
+        for f in self.tracker.files.values():
+            known += f.previous
+        for cp in self.store.entries.values():
+            known += cp.previous
         for e in entries:
             if (
                 e.path == m.path
@@ -290,15 +316,38 @@ class Agent:
             if t is not None:
                 t.release()
 
+    def _watch_vanished(self, found: dict[str, Match], now: float) -> None:
+        """Watched names no scan finds any more: rotated away with no new file yet, or deleted.
+
+        A file created under such a name and rotated away again between two scans is only
+        found beside it, so the siblings are looked at for a while (``VANISHED_WATCH_S``).
+        """
+        present = {m.path for m in found.values()}
+        for path, (key, since) in list(self.path_ident.items()):
+            if path in present:
+                continue
+            self._catch_unseen_rotations(Match(key.partition(":")[0], path, 0, 0), since)
+            if now - self.vanished.setdefault(path, now) > VANISHED_WATCH_S:
+                del self.path_ident[path]
+                del self.vanished[path]
+            else:
+                self.path_ident[path] = (key, now)
+
     def rescan(self, startup: bool = False) -> None:
         found = scan(self.cfg.sources)
         if startup:
             self._recover_rotated(found)
         now = time.time()
+        self._watch_vanished(found, now)
         for key, m in found.items():
             prev = self.path_ident.get(m.path)
+            self.vanished.pop(m.path, None)
             if prev is not None and prev[0] != key:
                 self._catch_unseen_rotations(m, since=prev[1])
+            elif startup and self.store.saved_at is not None:
+                # Rotated away after the previous run's last save, before it checkpointed
+                # them (a kill -9 shortly after a rotation): no checkpoint points at them.
+                self._catch_unseen_rotations(m, since=self.store.saved_at)
             self.path_ident[m.path] = (key, now)
         for key, m in found.items():
             t = self.tailers.get(key)
@@ -335,7 +384,10 @@ class Agent:
             return
         now = time.time()
         for key, f in list(self.tracker.files.items()):
-            self.store.update(key, Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now))
+            self.store.update(
+                key,
+                Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now, tuple(f.previous)),
+            )
             if not f.pending and key not in self.tailers:
                 self.tracker.forget(key)
         self.tracker.dirty = False
@@ -361,6 +413,9 @@ class Agent:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
         self.rescan(startup=True)
+        # Saved at once, so that a kill -9 at any later instant leaves a checkpoint for every
+        # file followed from the start: the next run resumes them instead of "starting at end".
+        self.save_checkpoints()
         log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
         if self.once:
             if self.tailer_tasks:

@@ -26,7 +26,7 @@ from logship.config.model import TailingConfig
 from logship.parsing.batch import Batch, SourceInfo
 from logship.pipeline.acks import FileAcks
 from logship.pipeline.budget import MemoryBudget
-from logship.sources.identity import FINGERPRINT_BYTES, fingerprint
+from logship.sources.identity import FINGERPRINT_BYTES, fingerprint, fingerprint_matches
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.tailer")
@@ -85,6 +85,7 @@ class Tailer:
         self.last_data = time.monotonic()
         self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
         self.seen_size = offset
+        self.truncations = 0  # truncations of this file noticed (and counted) by this tailer
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -102,17 +103,28 @@ class Tailer:
     def stop(self) -> None:
         self.stopping = True
         self.wake_event.set()
+        self.budget.wake()
+
+    def _is_stopping(self) -> bool:
+        return self.stopping
 
     # -- main loop ------------------------------------------------------------------------
     async def run(self) -> None:
         try:
             await self._run()
+            if self.stopping and not self.once and self._replaced():
+                # Cut since the last look, and stopping: what it lost is known now, not later.
+                self._count_truncation(os.fstat(self.fd).st_size)
         finally:
             self._close()
 
     async def _run(self) -> None:
         idle_rounds_after_release = 0
         while not self.stopping:
+            # Before reading too: a file cut and rewritten past our offset since the last look
+            # must not be read from that offset (the bytes there are new, mid-line content).
+            if not self.once and await self._check_truncated():
+                continue
             got = await self._read_available()
             if self.stopping:
                 break
@@ -163,32 +175,53 @@ class Tailer:
         except OSError:
             return True
 
+    def _count_truncation(self, size: int) -> None:
+        """Truncated: smaller than what was read, or (cut, then written past our offset between
+        two looks) its first bytes changed. What the file had beyond the last emitted line, read
+        (a partial line) or only seen, is gone for good and counted. Bytes written and cut
+        between two looks cannot be seen at all: the copytruncate race, inherent to it."""
+        lost = max(0, max(self.seen_size, self.read_offset) - self.emitted_offset)
+        self.telemetry.truncated_bytes += lost
+        self.telemetry.truncations += 1
+        self.truncations += 1
+        log.warning(
+            "file truncated, restarting at 0",
+            extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
+        )
+
+    def _replaced(self, size: int | None = None) -> bool:
+        """The content we were reading is gone: shorter than our offset, or its head changed.
+
+        The fingerprint catches a file cut and written past our offset between two looks,
+        which its size alone cannot tell. One small ``pread`` per look, not per line.
+        """
+        if size is None:
+            try:
+                size = os.fstat(self.fd).st_size
+            except OSError:
+                return False
+        if size < self.read_offset:
+            return True
+        return self.fp_len > 0 and not fingerprint_matches(self.fd, self.acks.fingerprint)
+
     async def _check_truncated(self) -> bool:
         try:
             size = os.fstat(self.fd).st_size
         except OSError:
             return False
-        if size >= self.read_offset:
+        if not self._replaced(size):
             self.seen_size = size
             return False
-        # Bytes the file had beyond what was read, before it was cut, are gone for good.
-        # Bytes written and cut between two polls cannot be seen at all: the copytruncate
-        # race, inherent to that rotation method.
-        lost = max(0, self.seen_size - self.read_offset)
-        self.telemetry.truncated_bytes += lost
-        log.warning(
-            "file truncated, restarting at 0",
-            extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
-        )
-        self.telemetry.truncations += 1
+        self._count_truncation(size)
         # Offsets restart at 0: let everything read so far be delivered first.
         while self.acks.pending and not self.stopping:
             await asyncio.sleep(self.tailing.poll_interval)
-        self.read_offset = self.emitted_offset = 0
+        self.read_offset = self.emitted_offset = self.seen_size = 0
         self.carry = b""
         self.skip_newline = self.discarding = False
         self.acks.committed = 0
         self.acks.partial = False
+        self.acks.remember_previous()
         self.acks.fingerprint = fingerprint(self.fd)
         self.fp_len = int(self.acks.fingerprint.split(":", 1)[0] or 0)
         self.acks.tracker.dirty = True
@@ -205,8 +238,11 @@ class Tailer:
             if end is not None and self.read_offset >= end:
                 break
             want = chunk if end is None else min(chunk, end - self.read_offset)
-            await self.budget.acquire(want)
-            if self.stopping:
+            if not await self.budget.acquire(want, self._is_stopping):
+                break
+            if self.stopping or (not self.once and self._replaced()):
+                # Cut (and maybe rewritten) while we waited for room: _check_truncated
+                # handles it; reading at our old offset would read the middle of new lines.
                 self.budget.release(want)
                 break
             try:

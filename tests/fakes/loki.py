@@ -1098,6 +1098,12 @@ class FakeLoki:
             return len(self._entries)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections being served; a request still being handled keeps its one open."""
+        with self._conn_lock:
+            return len(self._connections)
+
+    @property
     def duplicates(self) -> list[StoredEntry]:
         """Entries that were silently ignored as exact duplicates (same stream, ts and line)."""
         with self._lock:

@@ -316,6 +316,20 @@ class Agent:
             if t is not None:
                 t.release()
 
+    def _catch_rotated_while_stopped(self, found: dict[str, Match]) -> None:
+        """At start: beside names the previous run followed that no file has now, files
+        rotated away after its last save that it never checkpointed (found names are
+        looked at beside themselves in :meth:`rescan`)."""
+        saved_at = self.store.saved_at
+        if saved_at is None:
+            return
+        present = {m.path for m in found.values()}
+        paths = {cp.path: key for key, cp in self.store.entries.items()}
+        for path, key in paths.items():
+            source = key.partition(":")[0]
+            if path not in present and source in self.cfg.sources:
+                self._catch_unseen_rotations(Match(source, path, 0, 0), since=saved_at)
+
     def _watch_vanished(self, found: dict[str, Match], now: float) -> None:
         """Watched names no scan finds any more: rotated away with no new file yet, or deleted.
 
@@ -337,6 +351,7 @@ class Agent:
         found = scan(self.cfg.sources)
         if startup:
             self._recover_rotated(found)
+            self._catch_rotated_while_stopped(found)
         now = time.time()
         self._watch_vanished(found, now)
         for key, m in found.items():

@@ -52,6 +52,27 @@ def test_files_created_and_rotated_while_stopped_are_read_from_their_start(
     assert sorted(messages(second)) == want
 
 
+def test_file_rotated_away_while_stopped_with_no_new_file_yet_is_read(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, [])
+    first = _follow(agents, log, state)
+    write_lines(log, ["one"])
+    wait_until(lambda: messages(first) == ["one"], 30, "the first line")
+    _stop(first)
+    # While stopped: rotate, a new file gets lines, and is rotated too; the application
+    # creates the next file only when it next writes, so the watched name does not exist.
+    log.rename(tmp_path / "app.log.1")
+    write_lines(log, ["two"])
+    log.rename(tmp_path / "app.log.2")
+    second = _follow(agents, log, state)
+    wait_until(lambda: messages(second) == ["two"], 30, "the line of the unseen file")
+    write_lines(log, ["three"])
+    wait_until(lambda: messages(second) == ["two", "three"], 30, "the next file")
+    _stop(second)
+
+
 def test_copytruncate_copy_is_not_read_again_after_restarts(
     tmp_path: Path, agents: Callable[..., AgentProcess]
 ) -> None:

@@ -46,6 +46,8 @@ HEARTBEAT_INTERVAL = 1.0  # seconds between the event loop's beats, read by /hea
 
 # Rotated names with these endings are compressed copies, not text to tail.
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
+# How long the folder of a watched name that disappeared is checked for files rotated away.
+VANISHED_WATCH_S = 600.0
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Agent:
             from logship.transforms.pipeline import build_chains
 
             self.chains = build_chains(cfg, self.telemetry)
+        self.vanished: dict[str, float] = {}  # watched path -> when scans stopped finding it
 
     # -- routing -----------------------------------------------------------------------
     def submit(self, batch: Batch, acks: FileAcks, cost: int, partial: bool) -> None:
@@ -183,11 +186,16 @@ class Agent:
                 and not self.once
                 and src.start_at == "end"
                 and not self._followed_before(m.source, m.path)
+                and not self._changed_since_last_run(st)
             )
             offset = st.st_size if at_end else 0
             fp = fingerprint(fd)
         acks = self.tracker.file(key, m.path, fp, offset)
         acks.path = m.path
+        if cp is not None and not acks.previous:
+            acks.previous = list(cp.previous)
+            if cp.fingerprint != fp and not fingerprint_matches(fd, cp.fingerprint):
+                acks.remember_previous(cp.fingerprint)  # truncated or replaced while stopped
         labels = dict(self.extra_labels(m.source))
         pod = pod_identity(m.path)
         for name in POD_LABELS:
@@ -238,6 +246,16 @@ class Agent:
     def framer_for(self, source: str) -> Framer:
         """A fresh framing state for one file of ``source`` (container format, multiline)."""
         return Framer.for_source(self.cfg.sources[source], self.cfg.tailing)
+
+    def _changed_since_last_run(self, st: os.stat_result) -> bool:
+        """A file without a checkpoint that changed after the previous run's last save.
+
+        The previous run checkpoints every file it follows at its first save, so such a
+        file (created by a rotation just before a crash, or replaced while stopped) holds
+        lines nobody read: it is read from its beginning, whatever ``start_at`` says.
+        """
+        saved_at = self.store.saved_at
+        return saved_at is not None and st.st_ctime >= saved_at - 1.0  # coarse fs clocks
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)
@@ -321,6 +339,10 @@ class Agent:
             return
         known = [f.fingerprint for f in self.tracker.files.values()]
         known += [cp.fingerprint for cp in self.store.entries.values()]
+        for f in self.tracker.files.values():
+            known += f.previous
+        for cp in self.store.entries.values():
+            known += cp.previous
         for e in entries:
             if (
                 e.path == m.path
@@ -364,15 +386,53 @@ class Agent:
             if t is not None:
                 t.release()
 
+    def _catch_rotated_while_stopped(self, found: dict[str, Match]) -> None:
+        """At start: beside names the previous run followed that no file has now, files
+        rotated away after its last save that it never checkpointed (found names are
+        looked at beside themselves in :meth:`rescan`)."""
+        saved_at = self.store.saved_at
+        if saved_at is None:
+            return
+        present = {m.path for m in found.values()}
+        paths = {cp.path: key for key, cp in self.store.entries.items()}
+        for path, key in paths.items():
+            source = key.partition(":")[0]
+            if path not in present and source in self.cfg.sources:
+                self._catch_unseen_rotations(Match(source, path, 0, 0), since=saved_at)
+
+    def _watch_vanished(self, found: dict[str, Match], now: float) -> None:
+        """Watched names no scan finds any more: rotated away with no new file yet, or deleted.
+
+        A file created under such a name and rotated away again between two scans is only
+        found beside it, so the siblings are looked at for a while (``VANISHED_WATCH_S``).
+        """
+        present = {m.path for m in found.values()}
+        for path, (key, since) in list(self.path_ident.items()):
+            if path in present:
+                continue
+            self._catch_unseen_rotations(Match(key.partition(":")[0], path, 0, 0), since)
+            if now - self.vanished.setdefault(path, now) > VANISHED_WATCH_S:
+                del self.path_ident[path]
+                del self.vanished[path]
+            else:
+                self.path_ident[path] = (key, now)
+
     def rescan(self, startup: bool = False) -> None:
         found = scan(self.cfg.sources)
         if startup:
             self._recover_rotated(found)
+            self._catch_rotated_while_stopped(found)
         now = time.time()
+        self._watch_vanished(found, now)
         for key, m in found.items():
             prev = self.path_ident.get(m.path)
+            self.vanished.pop(m.path, None)
             if prev is not None and prev[0] != key:
                 self._catch_unseen_rotations(m, since=prev[1])
+            elif startup and self.store.saved_at is not None:
+                # Rotated away after the previous run's last save, before it checkpointed
+                # them (a kill -9 shortly after a rotation): no checkpoint points at them.
+                self._catch_unseen_rotations(m, since=self.store.saved_at)
             self.path_ident[m.path] = (key, now)
         for key, m in found.items():
             t = self.tailers.get(key)
@@ -415,7 +475,10 @@ class Agent:
         in memory regardless, so a reload continues exactly where this agent stopped."""
         now = time.time()
         for key, f in list(self.tracker.files.items()):
-            self.store.update(key, Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now))
+            self.store.update(
+                key,
+                Checkpoint(f.path, f.committed, f.fingerprint, f.partial, now, tuple(f.previous)),
+            )
             if not f.pending and key not in self.tailers:
                 self.tracker.forget(key)
         self.tracker.dirty = False
@@ -507,6 +570,9 @@ class Agent:
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]
         beat = asyncio.create_task(self._beat(), name="heartbeat")
         self.rescan(startup=True)
+        # Saved at once, so that a kill -9 at any later instant leaves a checkpoint for every
+        # file followed from the start: the next run resumes them instead of "starting at end".
+        self.save_checkpoints()
         self.started = True
         log.info("agent started", extra={"files": len(self.tailers), "sinks": list(self.sinks)})
         if self.once:

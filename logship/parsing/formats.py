@@ -18,8 +18,8 @@ from __future__ import annotations
 import importlib
 import operator
 import re
-from itertools import repeat
 from collections.abc import Callable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson

@@ -12,6 +12,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+MAX_PREVIOUS = 4
+
 
 class Ticket:
     __slots__ = ("end_offset", "file", "nbytes", "on_release", "remaining")
@@ -56,7 +58,16 @@ class JoinTicket:
 class FileAcks:
     """Delivery bookkeeping of one file identity."""
 
-    __slots__ = ("committed", "fingerprint", "key", "partial", "path", "pending", "tracker")
+    __slots__ = (
+        "committed",
+        "fingerprint",
+        "key",
+        "partial",
+        "path",
+        "pending",
+        "previous",
+        "tracker",
+    )
 
     def __init__(
         self, tracker: AckTracker, key: str, path: str, fingerprint: str, committed: int
@@ -70,6 +81,8 @@ class FileAcks:
         # its newline (idle timeout): the newline that follows must not start a line.
         self.partial = False
         self.pending: deque[tuple[Ticket, bool]] = deque()
+        # Fingerprints of the content before each truncation (newest first, a few kept).
+        self.previous: list[str] = []
 
     def ticket(self, end_offset: int, nbytes: int, sinks: int, partial: bool = False) -> Ticket:
         t = Ticket(self, end_offset, nbytes, sinks, self.tracker.release)
@@ -93,6 +106,12 @@ class FileAcks:
             self.tracker.dirty = True
             if self.tracker.outstanding == 0:
                 self.tracker.idle.set()
+
+    def remember_previous(self, fp: str | None = None) -> None:
+        """Keep the fingerprint of content that is going away (truncation) to spot its copies."""
+        fp = self.fingerprint if fp is None else fp
+        if fp[:2] != "0:" and fp not in self.previous:
+            self.previous = [fp, *self.previous][:MAX_PREVIOUS]
 
     @property
     def in_flight(self) -> int:

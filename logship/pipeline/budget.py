@@ -8,6 +8,7 @@ and the log file on disk is the buffer of last resort.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class MemoryBudget:
@@ -20,14 +21,26 @@ class MemoryBudget:
     def would_block(self, n: int) -> bool:
         return self.used > 0 and self.used + n > self.limit
 
-    async def acquire(self, n: int) -> None:
+    async def acquire(self, n: int, give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait for room for ``n`` bytes and take it; False (nothing taken) once ``give_up()``.
+
+        A tailer stopping (SIGTERM) while the sinks are down and the budget is full must not
+        wait for room that never comes: it gives up, and shutdown goes on to the drain.
+        """
         # A request larger than the whole bound is let through alone, never deadlocked.
         while self.would_block(n):
+            if give_up is not None and give_up():
+                return False
             self._changed.clear()
             await self._changed.wait()
         self.used += n
         if self.used > self.peak:
             self.peak = self.used
+        return True
+
+    def wake(self) -> None:
+        """Let every waiter look at its ``give_up`` again."""
+        self._changed.set()
 
     def release(self, n: int) -> None:
         self.used -= n

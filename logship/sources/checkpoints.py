@@ -31,6 +31,9 @@ class Checkpoint:
     fingerprint: str
     partial: bool = False
     updated: float = 0.0
+    # Fingerprints of content this identity had before it was truncated: a copytruncate
+    # copy starts with those bytes, and must not be taken for a rotated file to read.
+    previous: tuple[str, ...] = ()
 
 
 class CheckpointStore:
@@ -38,6 +41,9 @@ class CheckpointStore:
         self.directory = directory
         self.entries: dict[str, Checkpoint] = {}
         self.saves = 0
+        # When a previous run last saved (the file's mtime), None on a first run. A file the
+        # previous run did not know and that changed since then is new, not "present at start".
+        self.saved_at: float | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -51,6 +57,7 @@ class CheckpointStore:
         assert path is not None
         try:
             raw = path.read_bytes()
+            saved_at = path.stat().st_mtime
         except FileNotFoundError:
             return
         try:
@@ -64,7 +71,9 @@ class CheckpointStore:
                     fingerprint=e["fingerprint"],
                     partial=bool(e.get("partial", False)),
                     updated=float(e.get("updated", 0.0)),
+                    previous=tuple(e.get("previous", ())),
                 )
+            self.saved_at = saved_at
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
             # Never start from a guess silently: keep the bad file for inspection.
             bad = path.with_suffix(f".corrupt-{int(time.time())}")
@@ -98,6 +107,8 @@ class CheckpointStore:
                 "partial": e.partial,
                 "updated": e.updated,
             }
+            if e.previous:
+                files[key]["previous"] = list(e.previous)
         body = orjson.dumps({"version": FORMAT_VERSION, "files": files}, option=orjson.OPT_INDENT_2)
         tmp = path.with_name(f".{FILE_NAME}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -36,7 +36,7 @@ from logship.parsing.timestamps import TimestampColumn, text_format_of
 from logship.pipeline.acks import FileAcks
 from logship.pipeline.budget import MemoryBudget
 from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer
-from logship.sources.identity import FINGERPRINT_BYTES, fingerprint
+from logship.sources.identity import FINGERPRINT_BYTES, fingerprint, fingerprint_matches
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.tailer")
@@ -102,6 +102,7 @@ class Tailer:
         self.held = 0  # bytes the framer holds in open records, counted in the budget
         self.submitted_end = offset
         self.stream_infos: dict[tuple[str | None, bool], SourceInfo] = {}
+        self.truncations = 0  # truncations of this file noticed (and counted) by this tailer
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -119,6 +120,10 @@ class Tailer:
     def stop(self) -> None:
         self.stopping = True
         self.wake_event.set()
+        self.budget.wake()
+
+    def _is_stopping(self) -> bool:
+        return self.stopping
 
     def saw_size(self, size: int) -> None:
         """A rescan's stat of this file: keeps the lag current while reading is paused."""
@@ -134,12 +139,19 @@ class Tailer:
     async def run(self) -> None:
         try:
             await self._run()
+            if self.stopping and not self.once and self._replaced():
+                # Cut since the last look, and stopping: what it lost is known now, not later.
+                self._count_truncation(os.fstat(self.fd).st_size)
         finally:
             self._close()
 
     async def _run(self) -> None:
         idle_rounds_after_release = 0
         while not self.stopping:
+            # Before reading too: a file cut and rewritten past our offset since the last look
+            # must not be read from that offset (the bytes there are new, mid-line content).
+            if not self.once and await self._check_truncated():
+                continue
             got = await self._read_available()
             if self.stopping:
                 break
@@ -203,33 +215,54 @@ class Tailer:
         except OSError:
             return True
 
+    def _count_truncation(self, size: int) -> None:
+        """Truncated: smaller than what was read, or (cut, then written past our offset between
+        two looks) its first bytes changed. What the file had beyond the last emitted line, read
+        (a partial line) or only seen, is gone for good and counted. Bytes written and cut
+        between two looks cannot be seen at all: the copytruncate race, inherent to it."""
+        lost = max(0, max(self.seen_size, self.read_offset) - self.emitted_offset)
+        self.telemetry.truncated(self.path, lost)
+        self.truncations += 1
+        log.warning(
+            "file truncated, restarting at 0",
+            extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
+        )
+
+    def _replaced(self, size: int | None = None) -> bool:
+        """The content we were reading is gone: shorter than our offset, or its head changed.
+
+        The fingerprint catches a file cut and written past our offset between two looks,
+        which its size alone cannot tell. One small ``pread`` per look, not per line.
+        """
+        if size is None:
+            try:
+                size = os.fstat(self.fd).st_size
+            except OSError:
+                return False
+        if size < self.read_offset:
+            return True
+        return self.fp_len > 0 and not fingerprint_matches(self.fd, self.acks.fingerprint)
+
     async def _check_truncated(self) -> bool:
         try:
             size = os.fstat(self.fd).st_size
         except OSError:
             return False
-        if size >= self.read_offset:
+        if not self._replaced(size):
             self.seen_size = size
             return False
-        # Bytes the file had beyond what was read, before it was cut, are gone for good.
-        # Bytes written and cut between two polls cannot be seen at all: the copytruncate
-        # race, inherent to that rotation method.
-        lost = max(0, self.seen_size - self.read_offset)
-        log.warning(
-            "file truncated, restarting at 0",
-            extra={"path": self.path, "size": size, "offset": self.read_offset, "lost": lost},
-        )
-        self.telemetry.truncated(self.path, lost)
+        self._count_truncation(size)
         # What the framer holds will never be completed by the old content: emit it.
         self._flush_framer()
         # Offsets restart at 0: let everything read so far be delivered first.
         while self.acks.pending and not self.stopping:
             await asyncio.sleep(self.tailing.poll_interval)
-        self.read_offset = self.emitted_offset = self.submitted_end = 0
+        self.read_offset = self.emitted_offset = self.submitted_end = self.seen_size = 0
         self.carry = b""
         self.skip_newline = self.discarding = False
         self.acks.committed = 0
         self.acks.partial = False
+        self.acks.remember_previous()
         self.acks.fingerprint = fingerprint(self.fd)
         self.fp_len = int(self.acks.fingerprint.split(":", 1)[0] or 0)
         self.acks.tracker.dirty = True
@@ -250,8 +283,11 @@ class Tailer:
                 await self._paced()
                 if self.stopping:
                     break
-            await self._acquire(want)
-            if self.stopping:
+            if not await self._acquire(want):
+                break
+            if self.stopping or (not self.once and self._replaced()):
+                # Cut (and maybe rewritten) while we waited for room: _check_truncated
+                # handles it; reading at our old offset would read the middle of new lines.
                 self.budget.release(want)
                 break
             try:
@@ -276,25 +312,27 @@ class Tailer:
             await asyncio.sleep(0)  # let sinks run between chunks
         return got_any
 
-    async def _acquire(self, n: int) -> None:
-        """Reserve budget for a read; open records must not block their own completion.
+    async def _acquire(self, n: int) -> bool:
+        """Reserve budget for a read; False (nothing reserved) when the tailer is stopping.
 
-        The bytes the framer holds count in the budget. If they are all that fills it,
-        they are emitted now; otherwise the wait for room ends at the framer's timeout,
-        so a full budget never keeps an open record from being flushed.
+        Open records must not block their own completion: the bytes the framer holds
+        count in the budget. If they are all that fills it, they are emitted now;
+        otherwise the wait for room ends at the framer's timeout, so a full budget never
+        keeps an open record from being flushed.
         """
         while self.held and self.budget.would_block(n):
+            if self.stopping:
+                return False
             if self.budget.used <= self.held:
                 self._flush_framer()  # memory pressure: nothing else to wait for
                 continue
             due = self.framer.deadline() if self.framer is not None else None
             wait = None if due is None else max(0.01, due - time.monotonic())
             try:
-                await asyncio.wait_for(self.budget.acquire(n), wait)
-                return
+                return await asyncio.wait_for(self.budget.acquire(n, self._is_stopping), wait)
             except TimeoutError:
                 self._flush_framer(time.monotonic())
-        await self.budget.acquire(n)
+        return await self.budget.acquire(n, self._is_stopping)
 
     async def _paced(self) -> None:
         """Wait while the source is over its rate limit (``mode: block``); a stop ends the wait."""

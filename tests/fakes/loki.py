@@ -62,6 +62,7 @@ __all__ = [
     "StoredEntry",
     "StreamAdapter",
     "Timestamp",
+    "decode_push",
     "format_labels",
     "go_quote",
     "parse_labels",
@@ -808,6 +809,25 @@ def _content_decode(data: bytes, encoding: str) -> bytes:
             raise _HTTPError(400, "unexpected EOF")
         return out
     return data
+
+
+def decode_push(
+    body: bytes, content_type: str | None, content_encoding: str | None
+) -> list[tuple[str, list[tuple[int, str]]]]:
+    """Decode a push body the way :class:`FakeLoki` does, without a server.
+
+    For tests that receive requests through ``httpx.MockTransport``: returns
+    ``(labels, [(ts_ns, line), ...])`` per stream; raises ValueError for a body Loki would refuse.
+    """
+    try:
+        data = _content_decode(body, content_encoding or "")
+        if _media_type(content_type) == "application/json":
+            streams = _decode_json(data)
+        else:
+            streams = _decode_protobuf(data, 5000 * MIB)
+    except _HTTPError as exc:
+        raise ValueError(exc.message) from None
+    return [(s.labels, [(e[0], e[1]) for e in s.entries]) for s in streams]
 
 
 def _media_type(header: str | None) -> str | None:

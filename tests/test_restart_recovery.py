@@ -1,0 +1,126 @@
+"""Restarts around rotations: files the previous run never checkpointed, copies never re-read.
+
+Found by the model-based test (tests/test_model_based.py) and pinned here with the real process.
+The agent follows the live name with the default ``start_at: end`` and a state folder, and is
+stopped with SIGTERM in between, as a sidecar is on every rollout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import AgentProcess, wait_until, write_lines
+from test_tail_stdout import messages
+
+
+def _follow(agents: Callable[..., AgentProcess], log: Path, state: Path) -> AgentProcess:
+    a = agents("tail", "--state-dir", str(state), "--log-level", "info", str(log))
+    wait_until(lambda: "agent started" in a.stderr, 30, "agent start")
+    return a
+
+
+def _stop(a: AgentProcess) -> None:
+    a.signal(signal.SIGTERM)
+    assert a.wait(30) == 0, a.stderr
+
+
+def test_files_created_and_rotated_while_stopped_are_read_from_their_start(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, [])
+    first = _follow(agents, log, state)
+    write_lines(log, ["one"])
+    wait_until(lambda: messages(first) == ["one"], 30, "the first line")
+    _stop(first)
+    # While stopped, two rotations: the middle file is never seen under the live name, and
+    # the newest has no checkpoint, yet both hold lines written after the last save.
+    write_lines(log, ["two"])
+    log.rename(tmp_path / "app.log.1")
+    write_lines(log, ["three"])
+    log.rename(tmp_path / "app.log.2")
+    write_lines(log, ["four"])
+    second = _follow(agents, log, state)
+    want = ["four", "three", "two"]
+    wait_until(lambda: sorted(messages(second)) == want, 30, "every line written while stopped")
+    _stop(second)
+    assert sorted(messages(second)) == want
+
+
+def test_file_rotated_away_while_stopped_with_no_new_file_yet_is_read(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, [])
+    first = _follow(agents, log, state)
+    write_lines(log, ["one"])
+    wait_until(lambda: messages(first) == ["one"], 30, "the first line")
+    _stop(first)
+    # While stopped: rotate, a new file gets lines, and is rotated too; the application
+    # creates the next file only when it next writes, so the watched name does not exist.
+    log.rename(tmp_path / "app.log.1")
+    write_lines(log, ["two"])
+    log.rename(tmp_path / "app.log.2")
+    second = _follow(agents, log, state)
+    wait_until(lambda: messages(second) == ["two"], 30, "the line of the unseen file")
+    write_lines(log, ["three"])
+    wait_until(lambda: messages(second) == ["two", "three"], 30, "the next file")
+    _stop(second)
+
+
+def test_copytruncate_copy_is_not_read_again_after_restarts(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, [])
+    first = _follow(agents, log, state)
+    write_lines(log, ["one"])
+    wait_until(lambda: messages(first) == ["one"], 30, "the first line")
+    _stop(first)
+    copy = tmp_path / "app.log.1"
+    shutil.copyfile(log, copy)  # logrotate copytruncate while the agent is stopped
+    os.truncate(log, 0)
+    second = _follow(agents, log, state)
+    write_lines(log, ["two"])
+    wait_until(lambda: messages(second) == ["two"], 30, "the line after the truncation")
+    _stop(second)
+    os.utime(copy, (time.time(), time.time()))  # however recent, a copy is still a copy
+    third = _follow(agents, log, state)
+    write_lines(log, ["three"])
+    wait_until(lambda: "three" in messages(third), 30, "the next line")
+    _stop(third)
+    assert messages(third) == ["three"]
+
+
+def test_sigterm_with_sink_down_and_memory_full_exits_within_drain_timeout(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    from fakes.loki import FakeLoki
+
+    log = tmp_path / "app.log"
+    write_lines(log, [f"line {i} " + "x" * 100 for i in range(20_000)])
+    with FakeLoki() as loki:
+        loki.down()
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(
+            f"""
+sources:
+  app: {{include: ["{log}"], start_at: beginning}}
+sinks:
+  loki: {{type: loki, url: "{loki.url}", retry: {{initial_backoff: 50ms, max_backoff: 200ms}}}}
+memory_limit: 64KiB
+drain_timeout: 1s
+tailing: {{read_chunk_size: 16KiB}}
+"""
+        )
+        a = agents("run", "--config", str(cfg))
+        wait_until(lambda: a.stderr.count("retrying") >= 3, 30, "failed attempts")
+        # Tailers wait for room in the full budget; SIGTERM must not wait for that room.
+        a.signal(signal.SIGTERM)
+        assert a.wait(30) == 0, a.stderr
+        assert "drain timeout" in a.stderr

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import logging
 import operator
@@ -32,10 +31,9 @@ from collections.abc import Callable
 
 from logship.config.model import TailingConfig
 from logship.parsing.batch import Batch, SourceInfo
-from logship.parsing.timestamps import TimestampColumn, text_format_of
 from logship.pipeline.acks import FileAcks
 from logship.pipeline.budget import MemoryBudget
-from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer
+from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer, framed_info
 from logship.sources.identity import FINGERPRINT_BYTES, fingerprint, fingerprint_matches
 from logship.telemetry import Telemetry
 
@@ -506,23 +504,7 @@ class Tailer:
 
     def _stream_info(self, f: Framed) -> SourceInfo:
         """The record source of one container stream: ``stream`` as label and attribute."""
-        key = (f.stream, f.malformed)
-        info = self.stream_infos.get(key)
-        if info is None:
-            base = self.info
-            # dataclasses.replace keeps the file's identity and parsing options.
-            if f.malformed:
-                info = dataclasses.replace(base, format="raw", malformed=True)
-            elif f.stream is None:
-                info = base
-            else:
-                info = dataclasses.replace(
-                    base,
-                    labels={**base.labels, "stream": f.stream},
-                    attributes={**base.attributes, "stream": f.stream},
-                )
-            self.stream_infos[key] = info
-        return info
+        return framed_info(self.info, f, self.stream_infos)
 
     def _submit_framed(self, framed: list[Framed], reserved: int) -> None:
         """Submit framed records; their end offset stops at the first byte still held.
@@ -548,11 +530,7 @@ class Tailer:
         for f in framed:
             if not f.lines:
                 continue
-            ts = None
-            if f.seconds is not None and f.fractions is not None:
-                ts = TimestampColumn(
-                    f.seconds, f.fractions, text_format_of(set(f.seconds), set(f.fractions))
-                )
+            ts = f.timestamp_column()
             b = Batch(
                 self._stream_info(f),
                 f.lines,

@@ -50,6 +50,7 @@ from logship.parsing.formats import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.levels import severity_number
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
+from logship.sinks.otlp_columns import ColumnDecoder, Columns
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
 from logship.sinks.protowire import WireError, iter_fields, len_field, varint
 from logship.sinks.retry import parse_retry_after
@@ -322,6 +323,7 @@ class RecordEncoder:
         self._int_attrs: dict[str, _ValueAttr] = {}
         self._bool_attrs: dict[str, _ValueAttr] = {}
         self._float_heads: dict[str, bytes] = {}
+        self._columns = ColumnDecoder()
         scope = len_field(1, SCOPE_NAME.encode()) + len_field(2, __version__.encode())
         self._scope_field = len_field(1, scope)
 
@@ -371,12 +373,18 @@ class RecordEncoder:
 
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
-        objs = b.objects()
         ns = b.timestamps().ns()
-        if min(ns) < 0:
-            ns = [max(0, x) for x in ns]
+        if min(ns) < 0 or max(ns) > _U64:
+            ns = list(map(_time_field, ns))
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
+        if b.info.format != "raw":
+            typed = self._columns.columns(lines)
+            if typed is not None:
+                size = self._typed(typed, lines, ns, tail, out)
+                if size is not None:
+                    return size
+        objs = b.objects()
         first = objs[0]
         if first is None and objs.count(None) == len(objs):  # plain-text lines only
             return self._raw(lines, ns, tail, out)
@@ -457,6 +465,39 @@ class RecordEncoder:
         for key in shape.attrs:
             if key != body_key and key != level_key:
                 self._attribute(key, column[key], keys, cols)
+        return self._assemble(ns, cols, tail, out)
+
+    def _typed(
+        self,
+        typed: Columns,
+        lines: list[bytes],
+        ns: list[int],
+        tail: bytes,
+        out: list[bytes],
+    ) -> int | None:
+        """Records of a batch parsed into typed columns (one key set, one type per key)."""
+        keys, kinds, values = typed
+        kind = dict(zip(keys, kinds, strict=True))
+        column = dict(zip(keys, values, strict=True))
+        cols = _Columns()
+        body_key = next((k for k in MESSAGE_KEYS if kind.get(k) is str), None)
+        level_key = next((k for k in LEVEL_KEYS if k in kind), None)
+        if level_key is not None and kind[level_key] is str:
+            cols.varying(list(map(_SEVERITY.__getitem__, column[level_key])))
+        else:
+            level_key = None
+        body = lines if body_key is None else _utf8(column[body_key])
+        body_lens = list(map(len, body))
+        cols.varying(list(map(_BODY_HEAD.__getitem__, body_lens)))
+        cols.varying(body, body_lens)
+        for key in keys:
+            if key in (body_key, level_key, FILE_PATH):
+                continue
+            if key == "stream" and kind[key] is str and IOSTREAM not in kind:
+                streams = set(column[key])
+                if streams & {"stdout", "stderr"} and not streams <= {"stdout", "stderr"}:
+                    return None  # some are, some are not: record by record
+            self._attribute(key, column[key], keys, cols)
         return self._assemble(ns, cols, tail, out)
 
     def _forget(self) -> None:
@@ -585,7 +626,7 @@ class RecordEncoder:
             for obj, line, t in zip(objs, b.lines, ns, strict=True):
                 sev_text, sev_num, body, attrs = record_view(obj, line)
                 rec: dict[str, Any] = {
-                    "timeUnixNano": str(max(0, t)),
+                    "timeUnixNano": str(_time_field(t)),
                     "observedTimeUnixNano": observed,
                 }
                 if sev_num:
@@ -618,6 +659,11 @@ class RecordEncoder:
             ]
         }
         return orjson.dumps(doc), count
+
+
+def _time_field(ns: int) -> int:
+    """A time outside fixed64 (before 1970, after 2554) is sent as 0: "unknown"."""
+    return ns if 0 <= ns <= _U64 else 0
 
 
 def _utf8(col: Sequence[Any]) -> list[bytes]:

@@ -540,7 +540,7 @@ def test_a_uniform_batch_takes_the_typed_path_and_odd_lines_do_not() -> None:
     keys, kinds, columns = typed
     assert keys == ("ts", "level", "msg", "status", "duration_ms", "req")
     assert kinds == (str, str, str, int, float, str)
-    assert columns[2] == ["served", "failed é"]
+    assert list(columns[2]) == ["served", "failed é"]
     for odd in (
         b"plain",  # not JSON
         b'{"ts":"x","level":"info","msg":"m","status":200,"duration_ms":1,"req":"r"}',  # an int

@@ -29,6 +29,7 @@ only changes the order of a record's attributes (a map in OTLP).
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -38,7 +39,7 @@ _INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 _TYPES: dict[type, Any] = {str: str, bool: bool, int: _INT64, float: Any, type(None): None}
 _MAX_SHAPES = 1_000
 
-Columns = tuple[tuple[str, ...], tuple[type, ...], list[list[Any]]]
+Columns = tuple[tuple[str, ...], tuple[type, ...], list[Sequence[Any]]]
 
 
 class _Shape:
@@ -88,10 +89,11 @@ class ColumnDecoder:
             return None
         if len(objs) != len(lines):  # a line held more than one value
             return None
+        cols: list[Sequence[Any]]
         if len(keys) == 1:
             cols = [list(map(operator.attrgetter("f0"), objs))]
-        else:
-            cols = list(map(list, zip(*map(msgspec.structs.astuple, objs), strict=True)))
+        else:  # a tuple per line, then one tuple per key (no lists: the encoder only reads)
+            cols = list(zip(*map(msgspec.structs.astuple, objs), strict=True))
         for i in shape.floats:
             if set(map(type, cols[i])) != {float}:
                 return None

@@ -551,3 +551,20 @@ def test_a_uniform_batch_takes_the_typed_path_and_odd_lines_do_not() -> None:
     ):
         assert enc._columns.columns([*lines, odd]) is None
     check_batch([*lines, b"plain"])
+
+
+def test_typed_caches_stay_bounded_with_ever_new_level_words() -> None:
+    enc = encoder()
+    n = 20_000
+    for start in range(0, 4 * n, n):
+        words = [f"w{i}" for i in range(start, start + n)]
+        lines = [f'{{"level": "{w}", "msg": "m{w}"}}'.encode() for w in words]
+        body, count = enc.encode_protobuf([batch(lines)])
+        records = decode(body).resource_logs[0].scope_logs[0].log_records
+        assert count == len(records) == n
+        assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
+            (w, f"m{w}") for w in words
+        )
+    # Without the reset at 50,000 words, four batches would leave 80,000 of each.
+    assert len(enc._level_ids) <= 50_000 + n
+    assert len(enc._prefixes) <= 50_000 + n

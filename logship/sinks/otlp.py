@@ -557,7 +557,7 @@ class RecordEncoder:
         packed = list(map(packer.pack, *fixed.args))
         if len(self._prefixes) > _MAX_CACHE:
             self._prefixes.clear()
-        if len(self._level_ids) > _MAX_CACHE:
+        if len(self._level_ids) > _MAX_CACHE or len(self._level_codes) > 1_000:
             self._level_ids.clear()
             self._level_codes.clear()
             self._prefixes = _Prefixes(self._level_ids)

@@ -103,8 +103,9 @@ def expected_record(line: bytes, ts: int) -> tuple[Any, ...]:
                 k = "log.iostream"
             attrs[k] = big_ints_as_text(v)
     attrs["log.file.path"] = PATH
-    # A time before 1970 cannot be a fixed64: it is sent as 0, "unknown" (PROTOCOLS.md C.2).
-    return (max(0, ts), READ_NS, sev_num, sev_text, body, canonical(attrs))
+    # A time before 1970 (or after 2554) cannot be a fixed64: it is sent as 0, "unknown"
+    # (PROTOCOLS.md C.2).
+    return (ts if 0 <= ts < 2**64 else 0, READ_NS, sev_num, sev_text, body, canonical(attrs))
 
 
 def big_ints_as_text(v: Any) -> Any:
@@ -468,3 +469,102 @@ def test_raw_format_sends_json_lines_whole_without_parsing() -> None:
     assert [plain(r.body) for r in records] == [line.decode() for line in lines]
     assert all(r.severity_number == 0 for r in records)
     assert all([kv.key for kv in r.attributes] == ["log.file.path"] for r in records)
+
+
+# -- typed columns (one key set, one type per key) against the dict path -----------------
+scalar_kinds = {
+    "str": st.text(max_size=12),
+    "int": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    "float": st.floats(allow_nan=False, allow_infinity=False),
+    "bool": st.booleans(),
+    "null": st.none(),
+}
+odd_lines = st.sampled_from(
+    [
+        "not json",
+        '{"msg": "cut',
+        '{"msg": "nested", "a": {"b": [1, 2.5, null]}}',
+        '{"msg": "\\u00e9\\ud83d\\ude00 escaped", "level": "\\u0049NFO"}',
+        '{"msg": 7, "level": 3}',
+        '{"level": "warn"}',
+        "[1, 2]",
+        '{"msg": "big", "n": 18446744073709551615}',
+        '{"msg": "two"}, {"msg": "objects"}',
+    ]
+)
+
+
+@st.composite
+def uniform_batches(draw: st.DrawFn) -> tuple[list[bytes], bool]:
+    """Lines with one key set and one JSON type per key, sometimes with odd lines mixed in."""
+    keys = draw(st.lists(st.sampled_from(KEYS) | st.text(max_size=4), min_size=1, max_size=6))
+    kinds = {k: draw(st.sampled_from(sorted(scalar_kinds))) for k in keys}
+    if "level" in kinds and draw(st.booleans()):
+        kinds["level"] = "level"
+    strategies = {**scalar_kinds, "level": level_words}
+    n = draw(st.integers(min_value=1, max_value=15))
+    objs = [{k: draw(strategies[kinds[k]]) for k in kinds} for _ in range(n)]
+    lines = [json.dumps(o, ensure_ascii=draw(st.booleans())) for o in objs]
+    odd = draw(st.booleans())
+    if odd:
+        lines.insert(draw(st.integers(0, len(lines))), draw(odd_lines))
+    return [line.encode() for line in lines], odd
+
+
+@settings(max_examples=200, deadline=None)
+@given(uniform_batches())
+def test_typed_columns_encode_what_the_dict_path_encodes(case: tuple[list[bytes], bool]) -> None:
+    lines, odd = case
+    check_batch(lines)
+    enc = encoder()
+    keys = json.loads(lines[0]) if not odd else {}
+    if not odd and all(c not in '"\\' and c >= " " for k in keys for c in k):
+        assert enc._columns.columns(lines) is not None, "a uniform batch takes the typed path"
+    typed = received(decode(enc.encode_protobuf([batch(lines)])[0]))
+    slow = encoder()
+    slow._columns.columns = lambda lines: None  # type: ignore[method-assign]
+    by_dicts = received(decode(slow.encode_protobuf([batch(lines)])[0]))
+    assert sorted(typed, key=repr) == sorted(by_dicts, key=repr)
+
+
+def test_a_uniform_batch_takes_the_typed_path_and_odd_lines_do_not() -> None:
+    lines = [
+        b'{"ts":"2026-11-28T12:00:00.002Z","level":"info","msg":"served","status":200,'
+        b'"duration_ms":0.791,"req":"b2609a0bdd2b7550"}',
+        b'{"ts":"2026-11-28T12:00:00.003Z","level":"error","msg":"failed \\u00e9","status":503,'
+        b'"duration_ms":12.5,"req":"99ba695ab78d8387"}',
+    ]
+    enc = encoder()
+    typed = enc._columns.columns(lines)
+    assert typed is not None
+    keys, kinds, columns = typed
+    assert keys == ("ts", "level", "msg", "status", "duration_ms", "req")
+    assert kinds == (str, str, str, int, float, str)
+    assert list(columns[2]) == ["served", "failed é"]
+    for odd in (
+        b"plain",  # not JSON
+        b'{"ts":"x","level":"info","msg":"m","status":200,"duration_ms":1,"req":"r"}',  # an int
+        b'{"ts":"x","level":"info","msg":"m","status":200,"duration_ms":1.5}',  # a key missing
+        b'{"ts":"x","level":"info","msg":"m","status":2e0,"duration_ms":1.5,"req":"r"}',
+        b'{"ts":"x","level":"info","msg":"m","status":9223372036854775808,'
+        b'"duration_ms":1.5,"req":"r"}',  # beyond int64
+    ):
+        assert enc._columns.columns([*lines, odd]) is None
+    check_batch([*lines, b"plain"])
+
+
+def test_typed_caches_stay_bounded_with_ever_new_level_words() -> None:
+    enc = encoder()
+    n = 20_000
+    for start in range(0, 4 * n, n):
+        words = [f"w{i}" for i in range(start, start + n)]
+        lines = [f'{{"level": "{w}", "msg": "m{w}"}}'.encode() for w in words]
+        body, count = enc.encode_protobuf([batch(lines)])
+        records = decode(body).resource_logs[0].scope_logs[0].log_records
+        assert count == len(records) == n
+        assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
+            (w, f"m{w}") for w in words
+        )
+    # Without the reset at 50,000 words, four batches would leave 80,000 of each.
+    assert len(enc._level_ids) <= 50_000 + n
+    assert len(enc._prefixes) <= 50_000 + n

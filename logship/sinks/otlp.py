@@ -22,8 +22,13 @@ into bytes through C-level ``map`` calls over caches of whole field headers;
 every fixed-size piece of a record (times, doubles, fixed-length strings and
 their headers) is written by one ``struct`` pack per record. A column of
 anything else (nested values, mixed types) is written value by value.
-Records of a request are grouped by shape, so their order in a request is not
-their order in the file; each carries its own timestamp. Unit tests check the
+When every line of a batch has the same keys with one scalar JSON type per key (one
+logger), the batch is not parsed into dicts at all: :mod:`logship.sinks.otlp_columns`
+decodes it into typed columns in one msgspec call, and each record is then a cached
+prefix (record header, severity and body header, found by one integer key), the body,
+the varying-length attributes and one packed piece; attributes may then come in another
+order than in the line. Records of a request are grouped by shape, so their order in a
+request is not their order in the file; each carries its own timestamp. Unit tests check the
 bytes against the official ``opentelemetry-proto`` classes.
 """
 
@@ -50,6 +55,7 @@ from logship.parsing.levels import severity_number
 from logship.parsing.parsed import LEVEL_KEYS, MESSAGE_KEYS
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
+from logship.sinks.otlp_columns import ColumnDecoder, Columns
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
 from logship.sinks.protowire import WireError, iter_fields, len_field, varint
 from logship.sinks.retry import parse_retry_after
@@ -271,6 +277,48 @@ class _ValueAttr(dict[Any, bytes]):
 
 _SEVERITY = _Severity()
 
+# A record's prefix key: body length + _KEY_REST * (size of the rest of the record)
+# + _KEY_LEVEL * level id; a line is far shorter than 2**40 bytes.
+_KEY_REST = 1 << 40
+_KEY_LEVEL = 1 << 80
+
+
+class _LevelCodes(dict[str, int]):
+    """Level word -> ``_KEY_LEVEL * id + base``: its share of a prefix key."""
+
+    def __init__(self, ids: dict[str, int], base: int) -> None:
+        super().__init__()
+        self.ids = ids
+        self.base = base
+
+    def __missing__(self, word: str) -> int:
+        level_id = self.ids.get(word)
+        if level_id is None:
+            level_id = self.ids[word] = len(self.ids) + 1
+        v = self[word] = _KEY_LEVEL * level_id + self.base
+        return v
+
+
+class _Prefixes(dict[int, bytes]):
+    """Prefix key -> record header, severity fields and body header of a record."""
+
+    def __init__(self, ids: dict[str, int]) -> None:
+        super().__init__()
+        self.ids = ids
+        self.words: dict[int, str] = {}
+
+    def __missing__(self, key: int) -> bytes:
+        level_id, rem = divmod(key, _KEY_LEVEL)
+        rest, body_len = divmod(rem, _KEY_REST)
+        sev = b""
+        if level_id:
+            if len(self.words) != len(self.ids):
+                self.words = {i: w for w, i in self.ids.items()}
+            sev = _SEVERITY[self.words[level_id]]
+        head = _BODY_HEAD[body_len]
+        v = self[key] = _RECORD_HEAD[len(sev) + len(head) + body_len + rest] + sev + head
+        return v
+
 
 class _Shape:
     """How the records of one key tuple are encoded (cached per key tuple)."""
@@ -322,6 +370,10 @@ class RecordEncoder:
         self._int_attrs: dict[str, _ValueAttr] = {}
         self._bool_attrs: dict[str, _ValueAttr] = {}
         self._float_heads: dict[str, bytes] = {}
+        self._columns = ColumnDecoder()
+        self._level_ids: dict[str, int] = {}
+        self._level_codes: dict[int, _LevelCodes] = {}
+        self._prefixes = _Prefixes(self._level_ids)
         scope = len_field(1, SCOPE_NAME.encode()) + len_field(2, __version__.encode())
         self._scope_field = len_field(1, scope)
 
@@ -371,12 +423,18 @@ class RecordEncoder:
 
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
-        objs = b.objects()
         ns = b.timestamps().ns()
-        if min(ns) < 0:
-            ns = [max(0, x) for x in ns]
+        if min(ns) < 0 or max(ns) > _U64:
+            ns = list(map(_time_field, ns))
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
+        if b.info.format != "raw":
+            typed = self._columns.columns(lines)
+            if typed is not None:
+                size = self._typed(typed, lines, ns, tail, out)
+                if size is not None:
+                    return size
+        objs = b.objects()
         first = objs[0]
         if first is None and objs.count(None) == len(objs):  # plain-text lines only
             return self._raw(lines, ns, tail, out)
@@ -458,6 +516,110 @@ class RecordEncoder:
             if key != body_key and key != level_key:
                 self._attribute(key, column[key], keys, cols)
         return self._assemble(ns, cols, tail, out)
+
+    def _typed(
+        self,
+        typed: Columns,
+        lines: list[bytes],
+        ns: list[int],
+        tail: bytes,
+        out: list[bytes],
+    ) -> int | None:
+        """Records of a batch parsed into typed columns (one key set, one type per key).
+
+        Each record is four kinds of piece: a prefix (record header, severity fields and
+        body header) taken from a cache by one integer key per record, the body, the
+        varying-length attributes, and every fixed-size piece packed by one ``struct``.
+        """
+        keys, kinds, values = typed
+        kind = dict(zip(keys, kinds, strict=True))
+        column = dict(zip(keys, values, strict=True))
+        body_key = next((k for k in MESSAGE_KEYS if kind.get(k) is str), None)
+        level_key = next((k for k in LEVEL_KEYS if k in kind), None)
+        if level_key is not None and kind[level_key] is not str:
+            level_key = None
+        fixed = _Columns()
+        fixed.fixed(f"{len(tail) + 1}sQ", repeat(tail + b"\x09"), ns)
+        for key in keys:
+            if key in (body_key, level_key, FILE_PATH):
+                continue
+            name = key
+            if key == "stream" and kind[key] is str and IOSTREAM not in kind:
+                streams = set(column[key])
+                if streams <= {"stdout", "stderr"}:
+                    name = IOSTREAM
+                elif streams & {"stdout", "stderr"}:
+                    return None  # some are, some are not: record by record
+            self._typed_attribute(name, kind[key], column[key], fixed)
+        body = lines if body_key is None else _utf8(column[body_key])
+        body_lens = list(map(len, body))
+        packer = struct.Struct("<" + "".join(fixed.formats))
+        packed = list(map(packer.pack, *fixed.args))
+        if len(self._prefixes) > _MAX_CACHE:
+            self._prefixes.clear()
+        if len(self._level_ids) > _MAX_CACHE or len(self._level_codes) > 1_000:
+            self._level_ids.clear()
+            self._level_codes.clear()
+            self._prefixes = _Prefixes(self._level_ids)
+        base = _KEY_REST * packer.size
+        if level_key is None:
+            pkeys = list(map(base.__add__, body_lens))
+        else:
+            codes = self._level_codes.get(base)
+            if codes is None:
+                codes = self._level_codes[base] = _LevelCodes(self._level_ids, base)
+            pkeys = list(map(operator.add, body_lens, map(codes.__getitem__, column[level_key])))
+        if fixed.lengths:
+            rest = (
+                fixed.lengths[0]
+                if len(fixed.lengths) == 1
+                else map(sum, zip(*fixed.lengths, strict=True))
+            )
+            pkeys = list(map(operator.add, pkeys, map(_KEY_REST.__mul__, rest)))
+        prefixes = list(map(self._prefixes.__getitem__, pkeys))
+        pieces = [prefixes, body, *fixed.pieces, packed]
+        stride = len(pieces)
+        parts: list[bytes] = [b""] * (len(lines) * stride)
+        for j, piece in enumerate(pieces):
+            parts[j::stride] = piece
+        out.extend(parts)
+        size = sum(map(len, prefixes)) + sum(body_lens) + packer.size * len(lines)
+        return size + sum(map(sum, fixed.lengths))
+
+    def _typed_attribute(self, name: str, kind: type, col: Sequence[Any], cols: _Columns) -> None:
+        """One attribute column of one JSON type; fixed-size ones join the packed piece."""
+        n = len(col)
+        if kind is str:
+            enc = _utf8(col)
+            lens = list(map(len, enc))
+            cache = self._str_heads.get(name)
+            if cache is None:
+                cache = self._str_heads[name] = _str_attr_head(name)
+            if lens.count(lens[0]) == n:  # ids, fixed-format times: one header
+                cols.fixed(f"{len(cache[lens[0]])}s{lens[0]}s", repeat(cache[lens[0]]), enc)
+            else:
+                cols.varying(list(map(cache.__getitem__, lens)))
+                cols.varying(enc, lens)
+        elif kind is float:
+            fhead = self._float_heads.get(name)
+            if fhead is None:
+                kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
+                fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
+            cols.fixed(f"{len(fhead)}sd", repeat(fhead), col)
+        elif kind is type(None):
+            field = len_field(6, key_value(name, None))
+            cols.fixed(f"{len(field)}s", repeat(field))
+        else:  # int (within int64) or bool: few distinct values, whole fields cached
+            caches = self._int_attrs if kind is int else self._bool_attrs
+            vcache = caches.get(name)
+            if vcache is None:
+                vcache = caches[name] = _ValueAttr(name)
+            fields = list(map(vcache.__getitem__, col))
+            lens = list(map(len, fields))
+            if lens.count(lens[0]) == n:
+                cols.fixed(f"{lens[0]}s", fields)
+            else:
+                cols.varying(fields, lens)
 
     def _forget(self) -> None:
         """Bound the caches when lines have ever-new keys (ids used as keys)."""
@@ -585,7 +747,7 @@ class RecordEncoder:
             for obj, line, t in zip(objs, b.lines, ns, strict=True):
                 sev_text, sev_num, body, attrs = record_view(obj, line)
                 rec: dict[str, Any] = {
-                    "timeUnixNano": str(max(0, t)),
+                    "timeUnixNano": str(_time_field(t)),
                     "observedTimeUnixNano": observed,
                 }
                 if sev_num:
@@ -618,6 +780,11 @@ class RecordEncoder:
             ]
         }
         return orjson.dumps(doc), count
+
+
+def _time_field(ns: int) -> int:
+    """A time outside fixed64 (before 1970, after 2554) is sent as 0: "unknown"."""
+    return ns if 0 <= ns <= _U64 else 0
 
 
 def _utf8(col: Sequence[Any]) -> list[bytes]:

@@ -39,6 +39,7 @@ from logship.parsing.timestamps import (
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
+from logship.sinks.protowire import varint
 from logship.sinks.retry import parse_retry_after
 from logship.telemetry import Telemetry
 
@@ -47,18 +48,6 @@ log = logging.getLogger("logship.sink.loki")
 MAX_LABELS = 15  # Loki's default max_label_names_per_series
 _NS = 1_000_000_000
 _BAD_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def varint5(value: int) -> bytes:

@@ -63,6 +63,10 @@ def take(items: list[T], indices: list[int]) -> list[T]:
     return list(map(items.__getitem__, indices))
 
 
+# Table i maps byte i to 1 and every other byte to 0.
+_ONE_CODE = [bytes(1 if j == i else 0 for j in range(256)) for i in range(8)]
+
+
 def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     """Line indices by value, in first-seen order of the values.
 
@@ -74,9 +78,13 @@ def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     if len(distinct) == 1:
         return {next(iter(distinct)): list(range(n))}
     if len(distinct) <= 8:
+        # Each line's value as one byte (one dict lookup per line, in C), then per value a
+        # translate to 0/1 bytes that ``compress`` reads without comparing objects.
+        code = {v: i for i, v in enumerate(distinct)}
+        codes = bytes(map(code.__getitem__, column))
         return {
-            v: list(itertools.compress(range(n), map(operator.eq, column, itertools.repeat(v, n))))
-            for v in distinct
+            v: list(itertools.compress(range(n), codes.translate(_ONE_CODE[i])))
+            for v, i in code.items()
         }
     groups: dict[Any, list[int]] = {}
     for i, v in enumerate(column):

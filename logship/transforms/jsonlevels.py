@@ -14,9 +14,9 @@ does not look at while skipping, each ruled out by a C-speed check of the joined
 * invalid UTF-8 (orjson refuses it): the batch is ASCII, or decodes as UTF-8;
 * numbers too large for a double (orjson refuses them): such a number has an exponent of at
   least three digits followed by the end of the number, or at least 210 digits before it
-  (a larger exponent of two digits cannot reach 1e308); the batch is translated (digits to
-  ``0``, ``e``/``E`` to ``e``, ``+`` deleted, what may end a number to ``,``) and neither shape is
-  found in it;
+  (a larger exponent of two digits cannot reach 1e308); the batch is translated (digits and
+  ``+`` to ``0``, ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``) and
+  neither shape is found in it (a hex id's ``e123`` ends in a quote, not a comma);
 * nesting deeper than orjson allows (1024): no line has 1000 brackets;
 * the level value itself: only strings, null, booleans and integers that orjson keeps as
   integers are taken from msgspec.
@@ -45,13 +45,7 @@ class _LevelKeys(msgspec.Struct, gc=False):
 _DECODER = msgspec.json.Decoder(list[_LevelKeys])
 _ENDS_NUMBER = b",}] \t\r\n"
 _NUMBER_TABLE = bytes(
-    0x30
-    if chr(i).isdigit() and i < 128
-    else 0x65
-    if i in b"eE"
-    else 0x2C
-    if i in _ENDS_NUMBER
-    else 0x78
+    0x30 if chr(i) in "0123456789+" else 0x65 if i in b"eE" else 0x2C if i in _ENDS_NUMBER else 0x78
     for i in range(256)
 )
 _BIG_EXPONENT = re.compile(rb"e000+,")  # literal prefix: a fast scan in C
@@ -69,7 +63,7 @@ def _agree(text: bytes, lines: list[bytes]) -> bool:
             text.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    numbers = text.translate(_NUMBER_TABLE, b"+")
+    numbers = text.translate(_NUMBER_TABLE)
     if _BIG_EXPONENT.search(numbers) is not None:
         return False
     longest = max(map(len, lines))

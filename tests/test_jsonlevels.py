@@ -154,3 +154,13 @@ def test_integer_levels_within_64_bits_are_read_alike() -> None:
     ls = [_obj(2**64 - 1), _obj(-(2**63)), _obj(True), _obj(None)]
     assert raw_levels(ls) == [2**64 - 1, -(2**63), True, None]
     assert level_column(batch_of(ls)) == exact(batch_of(ls))
+
+
+def test_a_deep_line_in_a_deep_call_stack_takes_the_full_parse() -> None:
+    """msgspec raises RecursionError there (its limit is the interpreter's), orjson does not."""
+    line = b'{"level":"info","a":' + b"[" * 990 + b"]" * 990 + b"}"
+
+    def nested(n: int) -> list[str | None]:
+        return level_column(batch_of([line])) if n == 0 else nested(n - 1)
+
+    assert nested(100) == ["info"] == exact(batch_of([line]))

@@ -17,7 +17,9 @@ does not look at while skipping, each ruled out by a C-speed check of the joined
   (a larger exponent of two digits cannot reach 1e308); the batch is translated (digits and
   ``+`` to ``0``, ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``) and
   neither shape is found in it (a hex id's ``e123`` ends in a quote, not a comma);
-* nesting deeper than orjson allows (1024): no line has 1000 brackets;
+* nesting deeper than orjson allows (1024): no line has 1000 brackets (and msgspec, which
+  counts nesting against the interpreter's recursion limit, hands a line too deep for the
+  current call stack to the full parse);
 * the level value itself: only strings, null, booleans and integers that orjson keeps as
   integers are taken from msgspec.
 
@@ -106,7 +108,9 @@ def raw_levels(lines: list[bytes]) -> list[Any] | None:
         return None
     try:
         keys = _DECODER.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
+        # msgspec counts nesting against the interpreter's recursion limit (orjson has a
+        # fixed one): a deep line in a deep call stack takes the full parse.
         return None
     if len(keys) != n:
         return None

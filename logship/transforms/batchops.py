@@ -63,6 +63,10 @@ def take(items: list[T], indices: list[int]) -> list[T]:
     return list(map(items.__getitem__, indices))
 
 
+# Table i maps byte i to 1 and every other byte to 0.
+_ONE_CODE = [bytes(1 if j == i else 0 for j in range(256)) for i in range(8)]
+
+
 def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     """Line indices by value, in first-seen order of the values.
 
@@ -74,9 +78,13 @@ def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     if len(distinct) == 1:
         return {next(iter(distinct)): list(range(n))}
     if len(distinct) <= 8:
+        # Each line's value as one byte (one dict lookup per line, in C), then per value a
+        # translate to 0/1 bytes that ``compress`` reads without comparing objects.
+        code = {v: i for i, v in enumerate(distinct)}
+        codes = bytes(map(code.__getitem__, column))
         return {
-            v: list(itertools.compress(range(n), map(operator.eq, column, itertools.repeat(v, n))))
-            for v in distinct
+            v: list(itertools.compress(range(n), codes.translate(_ONE_CODE[i])))
+            for v, i in code.items()
         }
     groups: dict[Any, list[int]] = {}
     for i, v in enumerate(column):
@@ -103,7 +111,47 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     return out
 
 
-def lines_containing(haystack: bytes, needle: bytes, lines: list[bytes], found: set[int]) -> None:
+class LineStarts:
+    """Where each line of ``b"\\n".join(lines)`` starts, computed (in C) on first use.
+
+    Given the batch the lines are from, its own line offsets are used when it has none yet:
+    they are the same starts shifted by the batch's start offset, and computing them here
+    saves :func:`select` a second pass when a later step splits the batch.
+    """
+
+    __slots__ = ("_base", "_batch", "_lines", "_starts")
+
+    def __init__(self, lines: list[bytes], batch: Batch | None = None) -> None:
+        self._lines = lines
+        self._batch = batch if batch is not None and batch.lines is lines else None
+        self._starts: list[int] | None = None
+        self._base = 0
+
+    def starts(self) -> list[int]:
+        if self._starts is None:
+            b = self._batch
+            if b is not None and b.offsets is None:
+                self._starts, self._base = line_offsets(b), b.start_offset
+            else:
+                self._starts = line_starts(self._lines)
+        return self._starts
+
+    def line_of(self, pos: int) -> int:
+        """The index of the line holding position ``pos`` of the joined text."""
+        return bisect.bisect_right(self.starts(), pos + self._base) - 1
+
+    def start(self, i: int) -> int:
+        """Where line ``i`` starts in the joined text."""
+        return self.starts()[i] - self._base
+
+
+def lines_containing(
+    haystack: bytes,
+    needle: bytes,
+    lines: list[bytes],
+    found: set[int],
+    starts: LineStarts | None = None,
+) -> None:
     """Add to ``found`` the index of each line with ``needle``.
 
     ``haystack`` is ``b"\\n".join(lines)``, or a same-length translation of it. C ``find``
@@ -113,14 +161,15 @@ def lines_containing(haystack: bytes, needle: bytes, lines: list[bytes], found: 
     pos = haystack.find(needle)
     if pos == -1:
         return
-    starts = line_starts(lines)
+    if starts is None:
+        starts = LineStarts(lines)
     n = len(lines)
     while pos != -1:
-        i = bisect.bisect_right(starts, pos) - 1
+        i = starts.line_of(pos)
         found.add(i)
         if i + 1 >= n:
             return
-        pos = haystack.find(needle, starts[i + 1])
+        pos = haystack.find(needle, starts.start(i + 1))
 
 
 def line_starts(lines: list[bytes], first: int = 0) -> list[int]:

@@ -130,7 +130,9 @@ class Enricher:
         active = [f for f in self.fields if f not in self.refused]
         if not active:
             return []
-        objs = parse_objects(batch) if batch._records is None else None
+        # The level alone does not need each line's object (see jsonlevels.py).
+        need_objs = batch._records is None and any(f != "level" for f in active)
+        objs = parse_objects(batch) if need_objs else None
         cols: list[tuple[str, list[str | None]]] = []
         for f in active:
             if f == "level":

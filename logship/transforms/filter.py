@@ -18,6 +18,7 @@ from logship.parsing.levels import normalize_level
 from logship.parsing.parsed import LEVEL_KEYS
 from logship.telemetry import Telemetry
 from logship.transforms.batchops import field_column, matching_lines, parse_objects, select
+from logship.transforms.jsonlevels import raw_levels
 
 
 class _Levels(dict[Any, str | None]):
@@ -56,6 +57,10 @@ def level_column(batch: Batch, objs: list[dict[str, Any] | None] | None = None) 
     if batch._records is not None:
         return [r["level"] for r in batch._records]
     if objs is None:
+        # The formats parse_objects reads as JSON; raw_levels gives hashable values only.
+        raw = raw_levels(batch.lines) if batch.info.format in ("json", "auto") else None
+        if raw is not None:
+            return list(map(_LEVELS.__getitem__, raw))
         objs = parse_objects(batch)
     if None not in objs:
         n = len(objs)
@@ -99,7 +104,7 @@ class LineFilter:
         result = [True] * n
         objs = None
         if self.levels is not None:
-            if batch._records is None:
+            if batch._records is None and self.field is not None:
                 objs = parse_objects(batch)
             levels = self.levels
             result = [

@@ -34,7 +34,12 @@ from collections.abc import Callable
 from logship.config.transforms import CustomRedaction, RedactTransform
 from logship.parsing.batch import Batch
 from logship.telemetry import Telemetry
-from logship.transforms.batchops import lines_containing, matching_lines, replace_lines
+from logship.transforms.batchops import (
+    LineStarts,
+    lines_containing,
+    matching_lines,
+    replace_lines,
+)
 
 _TOKEN = rb"[A-Za-z0-9\-._~+/]+=*"
 
@@ -114,7 +119,9 @@ class Rule:
         self.anchors = anchors
         self.replacement = replacement
 
-    def candidates(self, joined: bytes, lines: list[bytes]) -> list[int]:
+    def candidates(
+        self, joined: bytes, lines: list[bytes], starts: LineStarts | None = None
+    ) -> list[int]:
         """Lines that may hold a secret of this rule (every line that does is among them)."""
         if self.anchors is None:
             return matching_lines(self.joined, self.pattern, joined, lines)
@@ -122,7 +129,7 @@ class Rule:
         if self.table is not None:
             joined = joined.translate(self.table)
         for anchor in self.anchors:
-            lines_containing(joined, anchor, lines, found)
+            lines_containing(joined, anchor, lines, found, starts)
         return sorted(found)
 
     def sub(self, text: bytes) -> tuple[bytes, int]:
@@ -184,16 +191,22 @@ class Redactor:
         self.source = source
         self.telemetry = telemetry
 
-    def redact_lines(self, lines: list[bytes]) -> tuple[dict[int, bytes], dict[str, int]]:
-        """The changed lines by index, and how many secrets each rule replaced."""
+    def redact_lines(
+        self, lines: list[bytes], batch: Batch | None = None
+    ) -> tuple[dict[int, bytes], dict[str, int]]:
+        """The changed lines by index, and how many secrets each rule replaced.
+
+        ``batch`` (the lines' batch) lends its line offsets to find the line of a hit.
+        """
         changed: dict[int, bytes] = {}
         counts: dict[str, int] = {}
         if not lines:
             return changed, counts
         joined = b"\n".join(lines)
+        starts = LineStarts(lines, batch)
         for rule in self.rules:
             total = 0
-            for i in rule.candidates(joined, lines):
+            for i in rule.candidates(joined, lines, starts):
                 text = changed.get(i, lines[i])
                 new, n = rule.sub(text)
                 if n:
@@ -204,7 +217,7 @@ class Redactor:
         return changed, counts
 
     def apply(self, batch: Batch) -> Batch:
-        changed, counts = self.redact_lines(batch.lines)
+        changed, counts = self.redact_lines(batch.lines, batch)
         for name, n in counts.items():
             self.telemetry.redacted(self.source, name, n)
         return replace_lines(batch, changed)

@@ -1,0 +1,124 @@
+"""The level of each JSON line without building each line's object.
+
+A level filter or a ``level`` field label needs one value per line, the first of the top-level
+``level``/``lvl``/``severity`` keys present (logship/parsing/parsed.py); parsing every line into
+a dict with orjson just to read it costs about three times more than the rest of the step.
+msgspec decodes the batch into a struct holding only those three keys: it checks the whole
+text's syntax and skips every other value without building it.
+
+The answer must equal what orjson's parse gives (:func:`batchops.parse_objects`), malformed
+lines included, so the fast path is taken only when the two parsers provably agree on the
+batch; otherwise the caller falls back to the full parse. They differ only on what msgspec
+does not look at while skipping, each ruled out by a C-speed check of the joined batch:
+
+* invalid UTF-8 (orjson refuses it): the batch is ASCII, or decodes as UTF-8;
+* numbers too large for a double (orjson refuses them): such a number has an exponent of at
+  least three digits followed by the end of the number, or at least 210 digits before it
+  (a larger exponent of two digits cannot reach 1e308); the batch is translated (digits and
+  ``+`` to ``0``, ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``) and
+  neither shape is found in it (a hex id's ``e123`` ends in a quote, not a comma);
+* nesting deeper than orjson allows (1024): no line has 1000 brackets (and msgspec, which
+  counts nesting against the interpreter's recursion limit, hands a line too deep for the
+  current call stack to the full parse);
+* the level value itself: only strings, null, booleans and integers that orjson keeps as
+  integers are taken from msgspec.
+
+Duplicate keys (the last one wins) and escaped key names (``"lev\\u0065l"``) are read alike by
+both parsers.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any
+
+import msgspec
+
+_UNSET = msgspec.UNSET
+
+
+class _LevelKeys(msgspec.Struct, gc=False):
+    level: Any = _UNSET
+    lvl: Any = _UNSET
+    severity: Any = _UNSET
+
+
+_DECODER = msgspec.json.Decoder(list[_LevelKeys])
+_ENDS_NUMBER = b",}] \t\r\n"
+_NUMBER_TABLE = bytes(
+    0x30 if chr(i) in "0123456789+" else 0x65 if i in b"eE" else 0x2C if i in _ENDS_NUMBER else 0x78
+    for i in range(256)
+)
+_BIG_EXPONENT = re.compile(rb"e000+,")  # literal prefix: a fast scan in C
+_LONG_NUMBER = b"0" * 210
+_MAX_BRACKETS = 1000
+_GET_LEVEL = operator.attrgetter("level")
+_INT_MIN = -(1 << 63)
+_INT_END = 1 << 64
+
+
+def _agree(text: bytes, lines: list[bytes]) -> bool:
+    """Whether orjson and msgspec read ``text`` (the batch's lines) alike (see above)."""
+    if not text.isascii():
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    numbers = text.translate(_NUMBER_TABLE)
+    if _BIG_EXPONENT.search(numbers) is not None:
+        return False
+    longest = max(map(len, lines))
+    if longest >= len(_LONG_NUMBER) and _LONG_NUMBER in numbers:
+        return False
+    if longest >= 2 * _MAX_BRACKETS:
+        for line in lines:
+            if len(line) >= 2 * _MAX_BRACKETS and (
+                line.count(b"[") + line.count(b"{") >= _MAX_BRACKETS
+            ):
+                return False
+    return True
+
+
+def _safe_value(v: Any) -> bool:
+    """A level value both parsers return alike (orjson turns integers past 64 bits into
+    floats; msgspec keeps them; floats and containers are left to the full parse)."""
+    if v is None or isinstance(v, str | bool):
+        return True
+    return type(v) is int and _INT_MIN <= v < _INT_END
+
+
+def _first_level(keys: _LevelKeys) -> Any:
+    for v in (keys.level, keys.lvl, keys.severity):
+        if v is not _UNSET:
+            return v
+    return None
+
+
+def raw_levels(lines: list[bytes]) -> list[Any] | None:
+    """The raw level value of each line (None without one), as orjson's parse would give;
+    None when the batch needs the full parse (a line that is not a JSON object, or a case
+    where the two parsers could differ)."""
+    n = len(lines)
+    if not n:
+        return []
+    # One text serves the checks and the decoder (a comma, like a newline, ends a number).
+    text = b"[" + b",".join(lines) + b"]"
+    if not _agree(text, lines):
+        return None
+    try:
+        keys = _DECODER.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        # msgspec counts nesting against the interpreter's recursion limit (orjson has a
+        # fixed one): a deep line in a deep call stack takes the full parse.
+        return None
+    if len(keys) != n:
+        return None
+    raw: list[Any] = list(map(_GET_LEVEL, keys))
+    if _UNSET in raw:
+        raw = list(map(_first_level, keys))
+    if set(map(type, raw)) <= {str}:
+        return raw
+    if not all(map(_safe_value, raw)):
+        return None
+    return raw

@@ -31,7 +31,7 @@ import hashlib
 import operator
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from json.encoder import encode_basestring
@@ -105,16 +105,31 @@ class _FractionText(dict[Any, bytes]):
         return v
 
 
+class _NoLevelKey(Exception):
+    """A line without a ``level`` key: ``lvl`` or ``severity`` may name its level."""
+
+
 class _LevelJson(dict[Any, bytes]):
-    """A level string (or None) -> ``,"log":{"level":<normalized>,"offset":``."""
+    """A level value -> ``,"log":{"level":<normalized>,"offset":``; caches text and None.
+
+    Other values are not cached: ``1``, ``True`` and ``1.0`` are one dict key but
+    normalize differently.
+    """
 
     def __missing__(self, key: object) -> bytes:
+        if key is msgspec.UNSET:
+            raise _NoLevelKey
         v = _level_piece(key)
-        if len(self) >= 10_000:
-            self.clear()
-        self[key] = v
+        if type(key) in _CACHEABLE_LEVELS:
+            if len(self) >= 10_000:
+                self.clear()
+            self[key] = v
         return v
 
+
+# The shape of a batch's text timestamps (TimestampColumn.text_format, after the date/time
+# separator) when each fraction key is already what the document needs.
+_AS_WRITTEN = re.compile(rb'(?:\.0{1,9})?Z"')
 
 _SECONDS = _SecondsText()
 _FRACTIONS = _FractionText()
@@ -256,15 +271,16 @@ def _raw_msg_keys(lines: list[bytes]) -> tuple[list[Any], list[RawMsgKeys]] | No
 
 
 def _level_column(keys: list[Any]) -> list[bytes]:
-    levels: list[Any] = list(map(_get_level, keys))
-    if set(map(type, levels)) <= _CACHEABLE_LEVELS:
+    """The level piece of each line: one cached lookup per line in the usual case."""
+    try:  # the cache holds text and None only, so 1, True and 1.0 never hit it
+        return list(map(_LEVELS.__getitem__, map(_get_level, keys)))
+    except (_NoLevelKey, TypeError):  # absent "level", or an unhashable value
+        pass
+    levels = list(map(_level_of, keys))
+    try:
         return list(map(_LEVELS.__getitem__, levels))
-    if _UNSET in levels:
-        levels = list(map(_level_of, keys))
-        if set(map(type, levels)) <= _CACHEABLE_LEVELS:
-            return list(map(_LEVELS.__getitem__, levels))
-    # numbers (1 == True == 1.0 as keys) or unhashable values: one by one
-    return list(map(_level_piece, levels))
+    except TypeError:
+        return list(map(_level_piece, levels))
 
 
 def record_columns(batch: Batch) -> tuple[list[Any], list[bytes], list[bytes]]:
@@ -368,10 +384,20 @@ class BulkEncoder:
                 + orjson.dumps(info.labels)
                 + b',"fields":'
             )
+            fractions: Iterable[bytes]
+            if ts.text_format is not None and _AS_WRITTEN.fullmatch(ts.text_format, 1):
+                # Every fraction is written as Elasticsearch gets it (".123Z""): no lookups.
+                fractions = ts.fractions  # type: ignore[assignment]
+                after_fraction = b',"message":'
+            else:
+                fractions = map(_FRACTIONS.__getitem__, ts.fractions)
+                after_fraction = b""  # the pieces end with the "message" key
             record = (
                 b'{"create":{"_id":"'
                 + document_id_prefix(b)
-                + b"-%x-%08x%s%s%s%s%d"  # offset, CRC; second, fraction, message, level, offset
+                + b"-%x-%08x%s%s"  # offset, CRC; second, fraction
+                + after_fraction
+                + b"%s%s%d"  # message, level, offset
                 + tail.replace(b"%", b"%%")
                 + b"%s}\n"  # fields
             )
@@ -381,7 +407,7 @@ class BulkEncoder:
                     offsets,
                     map(zlib.crc32, b.lines),
                     map(self.second_piece.__getitem__, ts.seconds),
-                    map(_FRACTIONS.__getitem__, ts.fractions),  # with the "message" key
+                    fractions,
                     msgs,
                     levels,  # with the "log" object's start and the "offset" key
                     offsets,

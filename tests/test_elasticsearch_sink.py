@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from fakes.elasticsearch import FakeElasticsearch, filter_response
+from hypothesis import assume, given, settings
+from hypothesis import strategies as hs
 
 from logship.config import ConfigError, build_config
 from logship.config.model import DeadLetterConfig, ElasticsearchSinkConfig
@@ -320,3 +322,73 @@ def test_example_config_is_valid() -> None:
     es = cfg.sinks["es"]
     assert isinstance(es, ElasticsearchSinkConfig) and es.index == "logs-%Y.%m.%d"
     assert cfg.dead_letter.path == Path("/var/lib/logship/dead-letter.jsonl")
+
+
+_values = hs.recursive(
+    hs.none()
+    | hs.booleans()
+    | hs.integers(-(2**70), 2**70)
+    | hs.floats(allow_nan=False, allow_infinity=False)
+    | hs.text(),
+    lambda inner: hs.lists(inner, max_size=3) | hs.dictionaries(hs.text(max_size=5), inner),
+    max_leaves=5,
+)
+_keys = hs.sampled_from(["msg", "message", "level", "lvl", "severity", "ts", "x", "é"])
+_json_line = hs.builds(
+    lambda obj, ascii_only, pad: pad + json.dumps(obj, ensure_ascii=ascii_only).encode(),
+    hs.dictionaries(
+        _keys,
+        _values
+        | hs.sampled_from(["info", "WARN", " Error ", "", "débug"])
+        | hs.just("2026-11-28T12:00:00.5Z"),
+        max_size=5,
+    ),
+    hs.booleans(),
+    hs.sampled_from([b"", b" "]),
+)
+_odd_line = hs.sampled_from(
+    [
+        b"not json",
+        b'{"msg":"a","x":[1,}',
+        b"[1,2]",
+        b'"just a string"',
+        b"",
+        b'{"msg":"\xff bad utf-8"}',
+        b'{"msg":"\xed\xa0\x80 surrogate"}',
+        b'{"other":"\xc3\xa9","msg":"ok"}',
+        b'{"msg":"\\u00e9\\ud83d\\ude00\\/"}',
+        b'{"msg":1e999}',
+        b'{"msg":"x"} trailing',
+        b'{"level":1,"msg":"n"}',
+        b'{"level":true,"msg":"b"}',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=hs.lists(_json_line | _odd_line, min_size=1, max_size=12),
+    fmt=hs.sampled_from(["auto", "json", "raw"]),
+)
+def test_documents_are_those_of_the_previous_encoder(lines: list[bytes], fmt: str) -> None:
+    """The faster encoder's bulk body decodes to the same actions and documents."""
+    import es_previous_encoder
+
+    new, old = make_batch(lines, fmt=fmt), make_batch(lines, fmt=fmt)
+    body = sink().encode([new]).body
+    try:
+        before = es_previous_encoder.encode("logs-%Y.%m.%d", [old])
+    except (ValueError, OverflowError):  # a time beyond year 9999: see the test below
+        assume(False)
+    rows = [json.loads(x) for x in body.split(b"\n")[:-1]]
+    assert rows == [json.loads(x) for x in before.split(b"\n")[:-1]]
+    assert new.telemetry is not None and old.telemetry is not None
+    assert new.telemetry.sources.get("app") == old.telemetry.sources.get("app")
+
+
+def test_an_epoch_beyond_year_9999_is_clamped_not_fatal() -> None:
+    ops = decode(sink().encode([make_batch([b'{"ts":1e23,"msg":"far"}', b'{"ts":-1e22}'])]).body)
+    first, year_one = (a["create"]["_index"] for a, _ in ops)
+    assert first == "logs-9999.12.31" and year_one.endswith(".01.01")
+    assert ops[0][1]["@timestamp"].startswith("9999-12-31T23:59:59.")
+    assert ops[0][1]["message"] == "far"

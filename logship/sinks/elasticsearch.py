@@ -2,7 +2,7 @@
 
 Every record becomes a ``create`` action with a deterministic ``_id`` and a document::
 
-    {"create":{"_index":"logs-2026.11.29","_id":"<file>-<offset>-<crc>"}}
+    {"create":{"_id":"<file>-<offset>-<crc>","_index":"logs-2026.11.29"}}
     {"@timestamp":"...","message":...,"log":{"level":...,"offset":N,"file":{"path":...}},
      "labels":{...},"fields":{...}}
 
@@ -14,23 +14,25 @@ Why these choices:
   (a new file, same device and inode, same offsets) from colliding with old documents.
   ``create`` is also the only action data streams accept.
 * ``fields`` is the original JSON line, spliced in as it is (it parsed, so it is valid
-  JSON): nothing is re-encoded, and the application's keys never collide with ours.
-* The body is assembled like the Loki encoder's: per record a fixed number of byte
-  pieces, most from per-batch constants or caches keyed by the timestamp column's keys,
-  then one ``b"".join``. Item retries and 413 splits cut records out of that body
-  (two lines each) instead of encoding anything again.
+  JSON): nothing is re-encoded, and the application's keys never collide with ours. A
+  string ``msg`` is spliced the same way, as the line wrote it.
+* Each record is one ``%`` format of the batch's columns (offset, CRC, pieces cached per
+  second, fraction and level, message, line), mapped in C over the batch, then one
+  ``b"".join``: a Python loop per record costs several times more. Item retries and 413
+  splits cut records out of that body (two lines each) instead of encoding anything again.
 * ``filter_path=errors,items.*.status,items.*.error`` keeps responses small while every
   item keeps its status, so answers map back to records by position (B.6).
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
 import operator
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
 from json.encoder import encode_basestring
@@ -53,10 +55,21 @@ from logship.telemetry import Telemetry
 
 _NS = 1_000_000_000
 FILTER_PATH = "errors,items.*.status,items.*.error"
-STRIDE = 11  # byte pieces per record in the encoded piece list
 _NULL = b"null"
 _EMPTY = b"{}"
 _MAX_CACHE = 100_000
+
+
+# Epoch seconds that ``datetime`` can name (years 1 to 9999).
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+
+
+def _utc(seconds: int) -> datetime:
+    """An epoch number's time; one outside what ``datetime`` can name is clamped, not fatal.
+
+    A line such as ``{"ts": 2.5e20}`` once made the encoder raise on every attempt.
+    """
+    return datetime.fromtimestamp(min(max(seconds, _FIRST_SECOND), _LAST_SECOND), UTC)
 
 
 class _SecondsText(dict[Any, bytes]):
@@ -64,7 +77,7 @@ class _SecondsText(dict[Any, bytes]):
 
     def __missing__(self, key: SecondsKey) -> bytes:
         if isinstance(key, int):
-            v = datetime.fromtimestamp(key, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
+            v = _utc(key).strftime("%Y-%m-%dT%H:%M:%S").encode()
         else:
             v = key.replace(b" ", b"T")
         if len(self) >= _MAX_CACHE:
@@ -93,16 +106,31 @@ class _FractionText(dict[Any, bytes]):
         return v
 
 
+class _NoLevelKey(Exception):
+    """A line without a ``level`` key: ``lvl`` or ``severity`` may name its level."""
+
+
 class _LevelJson(dict[Any, bytes]):
-    """A level string (or None) -> ``,"log":{"level":<normalized>,"offset":``."""
+    """A level value -> ``,"log":{"level":<normalized>,"offset":``; caches text and None.
+
+    Other values are not cached: ``1``, ``True`` and ``1.0`` are one dict key but
+    normalize differently.
+    """
 
     def __missing__(self, key: object) -> bytes:
+        if key is msgspec.UNSET:
+            raise _NoLevelKey
         v = _level_piece(key)
-        if len(self) >= 10_000:
-            self.clear()
-        self[key] = v
+        if type(key) in _CACHEABLE_LEVELS:
+            if len(self) >= 10_000:
+                self.clear()
+            self[key] = v
         return v
 
+
+# The shape of a batch's text timestamps (TimestampColumn.text_format, after the date/time
+# separator) when each fraction key is already what the document needs.
+_AS_WRITTEN = re.compile(rb'(?:\.0{1,9})?Z"')
 
 _SECONDS = _SecondsText()
 _FRACTIONS = _FractionText()
@@ -133,12 +161,14 @@ _NO_LEVEL = _level_piece(None)
 _CACHEABLE_LEVELS = {str, type(None)}  # level values cached by value
 
 
-class LineKeys(msgspec.Struct):
+class LineKeys(msgspec.Struct, gc=False):
     """The keys of a JSON line the document needs; every other key is checked, not built.
 
     Decoding into this instead of a dict proves the line is valid JSON (it is spliced
     into the document as ``fields``) at a third of the cost. UNSET tells "absent" from
     ``null``, so the first level key *present* wins, as in the normalized record.
+    ``gc=False``: the values are decoded JSON, which cannot refer back to the struct,
+    and untracked structs do not set off collections that walk every one of them.
     """
 
     msg: Any = msgspec.UNSET
@@ -148,8 +178,29 @@ class LineKeys(msgspec.Struct):
     severity: Any = msgspec.UNSET
 
 
+_ABSENT = msgspec.Raw(b"")
+
+
+class RawMsgKeys(msgspec.Struct, gc=False):
+    """:class:`LineKeys` with ``msg`` kept as its JSON text, for the usual batch.
+
+    A string ``msg`` is then spliced into the document as written (its escapes were
+    checked by the decoder), instead of being decoded and encoded again. The decoder
+    does not check the UTF-8 inside a value it keeps raw, so the batch's ``msg`` texts
+    are checked together; a batch where that fails, or where some ``msg`` is not a
+    string, is decoded again with :class:`LineKeys`.
+    """
+
+    msg: msgspec.Raw = _ABSENT
+    message: Any = msgspec.UNSET
+    level: Any = msgspec.UNSET
+    lvl: Any = msgspec.UNSET
+    severity: Any = msgspec.UNSET
+
+
 assert MESSAGE_KEYS == ("msg", "message") and LEVEL_KEYS == ("level", "lvl", "severity")
 _decode_keys = msgspec.json.Decoder(LineKeys).decode
+_decode_raw_msg = msgspec.json.Decoder(RawMsgKeys).decode
 _UNSET = msgspec.UNSET
 
 
@@ -161,7 +212,7 @@ def _message_of(keys: LineKeys, line: bytes) -> str:
     return _decode(line)
 
 
-def _level_of(keys: LineKeys) -> object:
+def _level_of(keys: LineKeys | RawMsgKeys) -> object:
     for v in (keys.level, keys.lvl, keys.severity):
         if v is not _UNSET:
             return v
@@ -196,34 +247,69 @@ _get_msg = operator.attrgetter("msg")
 _get_level = operator.attrgetter("level")
 
 
-def record_columns(batch: Batch) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def _raw_msg_keys(lines: list[bytes]) -> tuple[list[Any], list[RawMsgKeys]] | None:
+    """Each line's ``msg`` JSON string and keys, when every line is an object with one.
+
+    Every step is a C loop over the batch: one decode per line, then one join of the
+    ``msg`` texts, checked at once to be strings (each starts with a quote: the decoder
+    already checked where it ends) and UTF-8.
+    """
+    try:  # a line that is not an object fails too: no need to look at first bytes
+        keys = list(map(_decode_raw_msg, lines))
+    except msgspec.DecodeError:
+        return None
+    msgs: list[Any] = list(map(_get_msg, keys))
+    # JSON text holds no raw newline, so newlines separate the values unambiguously.
+    joined = b"\n".join(msgs)
+    if joined[:1] != b'"' or joined.count(b'\n"') != len(msgs) - 1:
+        return None  # a msg that is absent (empty) or not a string
+    if not joined.isascii():
+        try:
+            joined.decode()
+        except UnicodeDecodeError:
+            return None
+    return msgs, keys
+
+
+def _level_column(keys: list[Any]) -> list[bytes]:
+    """The level piece of each line: one cached lookup per line in the usual case."""
+    try:  # the cache holds text and None only, so 1, True and 1.0 never hit it
+        return list(map(_LEVELS.__getitem__, map(_get_level, keys)))
+    except (_NoLevelKey, TypeError):  # absent "level", or an unhashable value
+        pass
+    levels = list(map(_level_of, keys))
+    try:
+        return list(map(_LEVELS.__getitem__, levels))
+    except TypeError:
+        return list(map(_level_piece, levels))
+
+
+def record_columns(batch: Batch) -> tuple[list[Any], list[bytes], list[bytes]]:
     """Per line: ``message`` as JSON, the level piece, and ``fields`` (a JSON object).
 
     The common case (every line a JSON object with a string ``msg``) runs as C loops
-    over the batch; other lines take a per-line path.
+    over the batch; other lines take a per-line path. A ``message`` is bytes or a
+    :class:`msgspec.Raw` (a JSON string as the line wrote it); both are buffers.
     """
     lines = batch.lines
     n = len(lines)
     if batch.info.format == "raw":
         return json_strings(list(map(_decode, lines))), [_NO_LEVEL] * n, [_EMPTY] * n
+    fast = _raw_msg_keys(lines)
+    if fast is not None:
+        msgs, raw_keys = fast
+        return msgs, _level_column(raw_keys), lines
     objs, malformed = _objects(batch)
     if malformed and batch.telemetry is not None:
         batch.telemetry.malformed(batch.info.source, malformed)
     if None not in objs:
         keys: list[LineKeys] = objs  # type: ignore[assignment]
-        msgs: list[Any] = list(map(_get_msg, keys))
+        msgs = list(map(_get_msg, keys))
         if set(map(type, msgs)) != {str}:
             msgs = list(map(_message_of, keys, lines))
-        levels: list[Any] = list(map(_get_level, keys))
-        if _UNSET in levels:
-            levels = list(map(_level_of, keys))
-        if set(map(type, levels)) <= _CACHEABLE_LEVELS:
-            level_json = list(map(_LEVELS.__getitem__, levels))
-        else:  # numbers (1 == True == 1.0 as keys) or unhashable values: one by one
-            level_json = list(map(_level_piece, levels))
-        return json_strings(msgs), level_json, lines
+        return json_strings(msgs), _level_column(keys), lines
     msg_json: list[bytes] = []
-    level_json = []
+    level_json: list[bytes] = []
     fields: list[bytes] = []
     for obj, line in zip(objs, lines, strict=True):
         if obj is None:
@@ -245,8 +331,13 @@ def document_id_prefix(batch: Batch) -> bytes:
     return hashlib.blake2b(ident.encode(), digest_size=8).hexdigest().encode()
 
 
-class _ActionPrefix(dict[Any, bytes]):
-    """Seconds key -> ``{"create":{"_index":"<index of that second>","_id":"``."""
+class _SecondPiece(dict[Any, bytes]):
+    """Seconds key -> the action's end and the document's start, to the whole second.
+
+    ``","_index":"<index of that second>"}}`` + newline + ``{"@timestamp":"2026-11-29T10:00:00``:
+    the action line names ``_id`` first, so all that follows it up to the fraction
+    depends on the second alone.
+    """
 
     def __init__(self, index: str) -> None:
         super().__init__()
@@ -257,8 +348,8 @@ class _ActionPrefix(dict[Any, bytes]):
         name = self.index
         if self.templated:
             ns = SECONDS_NS[seconds] or 0
-            name = datetime.fromtimestamp(ns // _NS, UTC).strftime(self.index)
-        v = b'{"create":{"_index":' + orjson.dumps(name) + b',"_id":"'
+            name = _utc(ns // _NS).strftime(self.index)
+        v = b'","_index":' + orjson.dumps(name) + b'}}\n{"@timestamp":"' + _SECONDS[seconds]
         if len(self) >= _MAX_CACHE:
             self.clear()
         self[seconds] = v
@@ -266,24 +357,26 @@ class _ActionPrefix(dict[Any, bytes]):
 
 
 class BulkEncoder:
-    """Batches to ``_bulk`` pieces; the index template is applied once per distinct second."""
+    """Batches to ``_bulk`` records; the index template is applied once per distinct second."""
 
     def __init__(self, index: str) -> None:
         self.index = index
-        self.action_prefix = _ActionPrefix(index)
+        self.second_piece = _SecondPiece(index)
 
-    def pieces(self, batches: list[Batch]) -> list[bytes]:
-        """``STRIDE`` byte pieces per record, every batch's records in order."""
+    def records(self, batches: list[Batch]) -> list[bytes]:
+        """Each record's action and document lines, every batch's records in order.
+
+        One ``%`` format per record assembles it from the batch's columns: each column is
+        a C loop over the batch, and so is the format (a Python loop per record would
+        cost several times more).
+        """
         out: list[bytes] = []
         for b in batches:
-            n = len(b.lines)
-            if n == 0:
+            if not b.lines:
                 continue
             ts = b.timestamps()
             msgs, levels, fields = record_columns(b)
             offsets = b.line_offsets()
-            crcs = map(zlib.crc32, b.lines)
-            id_format = document_id_prefix(b) + b"-%x-%08x"
             info = b.info
             tail = (
                 b',"file":{"path":'
@@ -292,19 +385,37 @@ class BulkEncoder:
                 + orjson.dumps(info.labels)
                 + b',"fields":'
             )
-            parts: list[bytes] = [b""] * (STRIDE * n)
-            parts[0::STRIDE] = map(self.action_prefix.__getitem__, ts.seconds)
-            parts[1::STRIDE] = map(id_format.__mod__, zip(offsets, crcs, strict=True))
-            parts[2::STRIDE] = [b'"}}\n{"@timestamp":"'] * n
-            parts[3::STRIDE] = map(_SECONDS.__getitem__, ts.seconds)
-            parts[4::STRIDE] = map(_FRACTIONS.__getitem__, ts.fractions)  # + "message" key
-            parts[5::STRIDE] = msgs
-            parts[6::STRIDE] = levels  # with the "log" object's start and the "offset" key
-            parts[7::STRIDE] = map(b"%d".__mod__, offsets)
-            parts[8::STRIDE] = [tail] * n
-            parts[9::STRIDE] = fields
-            parts[10::STRIDE] = [b"}\n"] * n
-            out.extend(parts)
+            fractions: Iterable[bytes]
+            if ts.text_format is not None and _AS_WRITTEN.fullmatch(ts.text_format, 1):
+                # Every fraction is written as Elasticsearch gets it (".123Z""): no lookups.
+                fractions = ts.fractions  # type: ignore[assignment]
+                after_fraction = b',"message":'
+            else:
+                fractions = map(_FRACTIONS.__getitem__, ts.fractions)
+                after_fraction = b""  # the pieces end with the "message" key
+            record = (
+                b'{"create":{"_id":"'
+                + document_id_prefix(b)
+                + b"-%x-%08x%s%s"  # offset, CRC; second, fraction
+                + after_fraction
+                + b"%s%s%d"  # message, level, offset
+                + tail.replace(b"%", b"%%")
+                + b"%s}\n"  # fields
+            )
+            out += map(
+                record.__mod__,
+                zip(
+                    offsets,
+                    map(zlib.crc32, b.lines),
+                    map(self.second_piece.__getitem__, ts.seconds),
+                    fractions,
+                    msgs,
+                    levels,  # with the "log" object's start and the "offset" key
+                    offsets,
+                    fields,
+                    strict=True,
+                ),
+            )
         return out
 
 
@@ -481,9 +592,17 @@ class ElasticsearchSink(HttpSink):
             self._file_auth = ("apikey", _FileSecret(cfg.api_key_file))
 
     def encode(self, batches: list[Batch]) -> EncodedRequest:
-        parts = self.encoder.pieces(batches)
-        records = len(parts) // STRIDE
+        # Thousands of short-lived objects per batch, none in a cycle: collections during
+        # the encode would only walk them.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            parts = self.encoder.records(batches)
+        finally:
+            if gc_was_on:
+                gc.enable()
         body = b"".join(parts)
+        records = len(parts)
         del parts
         return BulkItems(body, None, records, self._finish, self._headers).request()
 

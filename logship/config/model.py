@@ -523,8 +523,10 @@ class AgentConfig(BaseModel):
         None, description="Where checkpoints live; null keeps none (restart from start_at)."
     )
     memory_limit: ByteSize = Field(
-        ByteSize(64 * 1024 * 1024),
-        description="Bytes of lines held between tailers and sinks; reading stops at the bound.",
+        ByteSize(32 * 1024 * 1024),
+        description="Bytes of lines held between tailers and sinks (with ~64 bytes per line of "
+        "object overhead); reading stops at the bound. The process adds ~45 MiB (interpreter, "
+        "libraries, requests in flight).",
     )
     drain_timeout: Duration = Field(
         30.0, description="On SIGTERM, how long to keep delivering what was read."

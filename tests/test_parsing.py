@@ -183,3 +183,14 @@ def test_long_line_precheck_never_misses_a_long_line(data: bytes, max_line: int)
 
     if max(map(len, data.split(b"\n"))) > max_line:
         assert _may_hold_long_line(data, max_line)
+
+
+@pytest.mark.parametrize("fmt", ["auto", "json"])
+def test_two_broken_lines_never_parse_as_one_batch(fmt: str) -> None:
+    """Parsed together, `{"a":"` and `"},{"b":1}` would read as two valid objects."""
+    from logship.parsing.jsonlines import parse_objects
+
+    lines = [b'{"a":"', b'"},{"b":1}', b'{"ok":1}']
+    objs, malformed = parse_objects(lines, fmt)
+    assert objs == [None, None, {"ok": 1}]
+    assert malformed == ([0] if fmt == "auto" else [0, 1])

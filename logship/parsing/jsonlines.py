@@ -21,8 +21,10 @@ def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | N
     n = len(lines)
     if not n:
         return [], []
+    # Lines are joined with ",\n": a JSON string cannot hold a raw newline, so a line that
+    # ends inside a string (`{"a":"`) cannot combine with the next one into valid JSON.
     try:  # the usual case: every line is one object, parsed in one C call and checked in C
-        whole = orjson.loads(b"[" + b",".join(lines) + b"]")
+        whole = orjson.loads(b"[" + b",\n".join(lines) + b"]")
         if len(whole) == n and set(map(type, whole)) == {dict}:
             return whole, []
     except orjson.JSONDecodeError:
@@ -36,7 +38,7 @@ def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | N
     if not candidates:
         return out, malformed
     try:  # one C call for the whole batch when every line is well-formed
-        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
+        parsed = orjson.loads(b"[" + b",\n".join([lines[i] for i in candidates]) + b"]")
         if len(parsed) != len(candidates) or not all(isinstance(o, dict) for o in parsed):
             raise ValueError("not one object per line")
         for i, obj in zip(candidates, parsed, strict=True):

@@ -84,7 +84,7 @@ class ColumnDecoder:
         if shape is None:
             return None
         try:
-            objs = shape.decode(b"[" + b",".join(lines) + b"]")
+            objs = shape.decode(b"[" + b",\n".join(lines) + b"]")
         except msgspec.DecodeError:  # ValidationError included
             return None
         if len(objs) != len(lines):  # a line held more than one value

@@ -219,7 +219,7 @@ def parse_objects(batch: Batch) -> list[dict[str, Any] | None]:
     if n == 0:
         return []
     try:  # JSON logs: every line an object, the whole batch parsed in one C call
-        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+        parsed = orjson.loads(b"[" + b",\n".join(lines) + b"]")
         if len(parsed) == n and set(map(type, parsed)) == {dict}:
             return parsed  # type: ignore[no-any-return]
     except orjson.JSONDecodeError:
@@ -229,7 +229,7 @@ def parse_objects(batch: Batch) -> list[dict[str, Any] | None]:
     if not candidates:
         return out
     try:
-        parsed = orjson.loads(b"[" + b",".join([lines[i] for i in candidates]) + b"]")
+        parsed = orjson.loads(b"[" + b",\n".join([lines[i] for i in candidates]) + b"]")
         if len(parsed) == len(candidates):
             for i, obj in zip(candidates, parsed, strict=True):
                 out[i] = obj if isinstance(obj, dict) else None

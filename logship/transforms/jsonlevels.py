@@ -103,7 +103,7 @@ def raw_levels(lines: list[bytes]) -> list[Any] | None:
     if not n:
         return []
     # One text serves the checks and the decoder (a comma, like a newline, ends a number).
-    text = b"[" + b",".join(lines) + b"]"
+    text = b"[" + b",\n".join(lines) + b"]"
     if not _agree(text, lines):
         return None
     try:

@@ -392,3 +392,15 @@ def test_an_epoch_beyond_year_9999_is_clamped_not_fatal() -> None:
     assert first == "logs-9999.12.31" and year_one.endswith(".01.01")
     assert ops[0][1]["@timestamp"].startswith("9999-12-31T23:59:59.")
     assert ops[0][1]["message"] == "far"
+
+
+@pytest.mark.parametrize("fmt", ["auto", "json"])
+def test_a_deeply_nested_line_is_kept_raw_not_a_failed_batch(fmt: str) -> None:
+    """msgspec runs out of stack on deep nesting; the line is malformed, the batch goes."""
+    deep = b'{"a":' * 3000 + b"1" + b"}" * 3000
+    b = make_batch([deep, b'{"msg":"next"}'], fmt=fmt)
+    body = sink().encode([b]).body
+    actions = body.split(b"\n")[:-1]
+    assert len(actions) == 4  # two documents, each with its action line
+    assert json.loads(actions[3])["message"] == "next"
+    assert b.telemetry is not None and b.telemetry.sources["app"].malformed == 1

@@ -225,7 +225,7 @@ def _objects(batch: Batch) -> tuple[list[LineKeys | None], int]:
     if all(map(bytes.startswith, lines, repeat(b"{"))):
         try:  # the usual case: one C loop
             return list(map(_decode_keys, lines)), 0
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # deep nesting exhausts the stack
             pass
     objs: list[LineKeys | None] = []
     malformed = 0
@@ -235,7 +235,7 @@ def _objects(batch: Batch) -> tuple[list[LineKeys | None], int]:
         if line.lstrip()[:1] == b"{":
             try:
                 obj = _decode_keys(line)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):  # kept raw, like orjson's depth limit
                 malformed += 1
         elif strict:
             malformed += 1
@@ -256,7 +256,7 @@ def _raw_msg_keys(lines: list[bytes]) -> tuple[list[Any], list[RawMsgKeys]] | No
     """
     try:  # a line that is not an object fails too: no need to look at first bytes
         keys = list(map(_decode_raw_msg, lines))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     msgs: list[Any] = list(map(_get_msg, keys))
     # JSON text holds no raw newline, so newlines separate the values unambiguously.

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, BinaryIO
 from logship.parsing.batch import Batch, SourceInfo
 from logship.parsing.options import options_of
 from logship.sinks.stdout import render_records
-from logship.sources.framing import TRUNCATION_MARKER, Framed, Framer, framed_info
+from logship.sources.framing import Framed, Framer, framed_info
 from logship.sources.podpath import POD_LABELS, pod_identity
+from logship.sources.tailer import fix_lines
 from logship.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -35,27 +36,12 @@ class PreviewStats:
 
 
 def clean_lines(complete: bytes, max_line: int, telemetry: Telemetry, source: str) -> list[bytes]:
-    """The lines of a chunk, as the tailer hands them on: CR dropped before LF, invalid
-    UTF-8 replaced, lines over ``max_line`` cut with the marker (each counted)."""
-    lines = complete.split(b"\n")
-    try:
-        complete.decode("utf-8")
-    except UnicodeDecodeError:
-        fixed = [ln.decode("utf-8", "replace").encode("utf-8") for ln in lines]
-        telemetry.invalid_utf8(source, sum(map(bytes.__ne__, fixed, lines)))
-        lines = fixed
-    if b"\r" in complete:
-        lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
-    if lines and max(map(len, lines)) > max_line:
-        keep = max_line - len(TRUNCATION_MARKER)
-        long = sum(len(ln) > max_line for ln in lines)
-        lines = [
-            ln[:keep].decode("utf-8", "ignore").encode("utf-8") + TRUNCATION_MARKER
-            if len(ln) > max_line
-            else ln
-            for ln in lines
-        ]
-        telemetry.line_truncated(source, long)
+    """The lines of a chunk as the tailer hands them on (the tailer's own function), counted."""
+    lines, invalid, cut = fix_lines(complete, complete.split(b"\n"), max_line)
+    if invalid:
+        telemetry.invalid_utf8(source, invalid)
+    if cut:
+        telemetry.line_truncated(source, cut)
     return lines
 
 

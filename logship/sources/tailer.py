@@ -53,6 +53,58 @@ def _may_hold_long_line(data: bytes, max_line: int) -> bool:
     return any(data.find(b"\n", p, p + half) == -1 for p in range(0, len(data) - half + 1, half))
 
 
+def replace_invalid_utf8(complete: bytes, lines: list[bytes]) -> tuple[list[bytes], int]:
+    """Lines with invalid UTF-8 get U+FFFD in place of the bad bytes; how many were fixed.
+
+    Sinks carry text (Loki and OTLP strings, JSON); one check of the whole chunk
+    keeps the common case, valid text, free of per-line work.
+    """
+    try:
+        complete.decode("utf-8")
+        return lines, 0
+    except UnicodeDecodeError:
+        pass
+    fixed = 0
+    out = []
+    for ln in lines:
+        try:
+            ln.decode("utf-8")
+        except UnicodeDecodeError:
+            ln = ln.decode("utf-8", "replace").encode("utf-8")
+            fixed += 1
+        out.append(ln)
+    return out, fixed
+
+
+def truncate_long_lines(lines: list[bytes], max_line: int) -> tuple[list[bytes], int]:
+    """Lines over ``max_line`` cut (on a character boundary) with the marker; how many."""
+    if max(map(len, lines)) <= max_line:
+        return lines, 0
+    keep = max_line - len(TRUNCATION_MARKER)
+    out = []
+    cut = 0
+    for ln in lines:
+        if len(ln) > max_line:
+            ln = ln[:keep].decode("utf-8", "ignore").encode("utf-8") + TRUNCATION_MARKER
+            cut += 1
+        out.append(ln)
+    return out, cut
+
+
+def fix_lines(complete: bytes, lines: list[bytes], max_line: int) -> tuple[list[bytes], int, int]:
+    """The split lines of ``complete`` as they go on to framing and sinks: invalid UTF-8
+    replaced, CR before LF dropped, over-long lines cut. Returns the lines and how many
+    had invalid UTF-8 and were cut. Shared by the tailer and ``logship parse``."""
+    invalid = cut = 0
+    if not complete.isascii():
+        lines, invalid = replace_invalid_utf8(complete, lines)
+    if b"\r" in complete:
+        lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
+    if len(complete) > max_line and _may_hold_long_line(complete, max_line):
+        lines, cut = truncate_long_lines(lines, max_line)
+    return lines, invalid, cut
+
+
 class Tailer:
     def __init__(
         self,
@@ -382,54 +434,16 @@ class Tailer:
                     initial=self.emitted_offset,
                 )
             )
-        if not complete.isascii():
-            lines = self._valid_utf8(complete, lines)
-        if b"\r" in complete:
-            lines = [ln[:-1] if ln[-1:] == b"\r" else ln for ln in lines]
-        if len(complete) > max_line and _may_hold_long_line(complete, max_line):
-            lines = self._truncate_lines(lines, max_line)
+        lines, invalid, cut = fix_lines(complete, lines, max_line)
+        if invalid:
+            self.telemetry.invalid_utf8(self.info.source, invalid)
+        if cut:
+            self.telemetry.line_truncated(self.info.source, cut)
         if len(self.carry) > max_line:
             self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
             self._emit_overlong()
             return
         self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
-
-    def _valid_utf8(self, complete: bytes, lines: list[bytes]) -> list[bytes]:
-        """Lines with invalid UTF-8 get U+FFFD in place of the bad bytes, and are counted.
-
-        Sinks carry text (Loki and OTLP strings, JSON); one check of the whole chunk
-        keeps the common case, valid text, free of per-line work.
-        """
-        try:
-            complete.decode("utf-8")
-            return lines
-        except UnicodeDecodeError:
-            pass
-        fixed = 0
-        out = []
-        for ln in lines:
-            try:
-                ln.decode("utf-8")
-            except UnicodeDecodeError:
-                ln = ln.decode("utf-8", "replace").encode("utf-8")
-                fixed += 1
-            out.append(ln)
-        self.telemetry.invalid_utf8(self.info.source, fixed)
-        return out
-
-    def _truncate_lines(self, lines: list[bytes], max_line: int) -> list[bytes]:
-        if max(map(len, lines)) <= max_line:
-            return lines
-        keep = max_line - len(TRUNCATION_MARKER)
-        out = []
-        cut = 0
-        for ln in lines:
-            if len(ln) > max_line:
-                ln = ln[:keep].decode("utf-8", "ignore").encode("utf-8") + TRUNCATION_MARKER
-                cut += 1
-            out.append(ln)
-        self.telemetry.line_truncated(self.info.source, cut)
-        return out
 
     def _emit_overlong(self) -> None:
         """A line longer than the limit with no newline yet: ship its head, drop the rest."""
@@ -460,7 +474,9 @@ class Tailer:
             return
         line = self.carry.removesuffix(b"\r")
         if not line.isascii():
-            line = self._valid_utf8(line, [line])[0]
+            (line,), invalid = replace_invalid_utf8(line, [line])
+            if invalid:
+                self.telemetry.invalid_utf8(self.info.source, invalid)
         consumed = len(self.carry)
         self.carry = b""
         self.skip_newline = True

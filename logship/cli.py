@@ -62,6 +62,37 @@ def _parse_multiline(spec: str | None) -> dict[str, Any] | None:
     return {"mode": mode, "pattern": pattern}
 
 
+# The names of logship.parsing.formats.FORMATS, spelled out so that --help imports nothing.
+FORMAT_NAMES = [
+    "auto",
+    "json",
+    "logfmt",
+    "regex",
+    "syslog",
+    "nginx",
+    "apache",
+    "raw",
+    "cri",
+    "docker",
+]
+
+
+def _source_flags(
+    fmt: str | None, regex: str | None, labels: tuple[str, ...], multiline: str | None
+) -> dict[str, Any]:
+    """A source's parsing settings from the flags ``tail`` and ``parse`` share."""
+    source: dict[str, Any] = {
+        "format": fmt or ("regex" if regex is not None else "auto"),
+        "labels": _parse_labels(labels),
+    }
+    if regex is not None:
+        source["regex"] = regex
+    ml = _parse_multiline(multiline)
+    if ml is not None:
+        source["multiline"] = ml
+    return source
+
+
 def _run_agent(
     cfg: Any,
     once: bool,
@@ -205,9 +236,7 @@ def main() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(
-        ["auto", "json", "logfmt", "regex", "syslog", "nginx", "apache", "raw", "cri", "docker"]
-    ),
+    type=click.Choice(FORMAT_NAMES),
     default=None,
     help="How lines are parsed [default: auto, or regex with --regex]; cri and docker read "
     "container runtime log files.",
@@ -261,24 +290,16 @@ def tail(
         paths = (str(SAMPLE_LOG),)
         from_beginning = once = True
     sinks = _parse_to(to)
-    source: dict[str, Any] = {}
-    if regex is not None:
-        source["regex"] = regex
     data: dict[str, Any] = {
         "sources": {
             "tail": {
-                **source,
+                **_source_flags(fmt, regex, labels, multiline),
                 "include": [str(Path(p).expanduser()) for p in paths],
-                "format": fmt or ("regex" if regex is not None else "auto"),
-                "labels": _parse_labels(labels),
                 "start_at": "beginning" if from_beginning else "end",
             }
         },
         "sinks": sinks,
     }
-    ml = _parse_multiline(multiline)
-    if ml is not None:
-        data["sources"]["tail"]["multiline"] = ml
     if state_dir is not None:
         data["checkpoint_dir"] = str(state_dir)
     if http_listen is not None:
@@ -339,9 +360,7 @@ def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) 
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(
-        ["auto", "json", "logfmt", "regex", "syslog", "nginx", "apache", "raw", "cri", "docker"]
-    ),
+    type=click.Choice(FORMAT_NAMES),
     default=None,
     help="How lines are parsed [default: auto, or regex with --regex].",
 )
@@ -417,16 +436,7 @@ def parse(
                     f"{source_name!r}: expected one of {', '.join(names)}", param_hint="--source"
                 )
         else:
-            source: dict[str, Any] = {
-                "include": ["/dev/stdin"],
-                "format": fmt or ("regex" if regex is not None else "auto"),
-                "labels": _parse_labels(labels),
-            }
-            if regex is not None:
-                source["regex"] = regex
-            ml = _parse_multiline(multiline)
-            if ml is not None:
-                source["multiline"] = ml
+            source = {**_source_flags(fmt, regex, labels, multiline), "include": ["/dev/stdin"]}
             if redact:
                 rules = [r for r in redact if r != "all"]
                 source["transforms"] = [

@@ -484,3 +484,10 @@ def test_split_halves_keep_the_parse_and_count_nothing_twice() -> None:
     ]  # fmt: skip
     assert left.parsed().malformed == [1] and right.parsed().malformed == [1]
     assert t.sources["app"].malformed == 2
+
+
+def test_the_cli_offers_every_format() -> None:
+    from logship.cli import FORMAT_NAMES
+    from logship.parsing.formats import FORMATS
+
+    assert sorted(FORMAT_NAMES) == sorted(FORMATS)

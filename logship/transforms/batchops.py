@@ -13,9 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-import orjson
-
 from logship.parsing.batch import Batch
+from logship.parsing.jsonlines import parse_objects as json_objects
 from logship.parsing.timestamps import TimestampColumn
 
 _FORMATS_WITH_JSON = ("auto", "json")
@@ -210,39 +209,14 @@ def matching_lines(
 
 
 def parse_objects(batch: Batch) -> list[dict[str, Any] | None]:
-    """The JSON object of each line (None for other lines), parsed in one C call when possible."""
-    lines = batch.lines
-    n = len(lines)
+    """The JSON object of each line (None for other lines), parsed in one C call when possible.
+
+    Malformed lines are not counted here: the sinks' parse of the same batch counts them.
+    """
     if batch.info.format not in _FORMATS_WITH_JSON:
         records = batch.records()
         return [r.get("fields") or None for r in records]
-    if n == 0:
-        return []
-    try:  # JSON logs: every line an object, the whole batch parsed in one C call
-        parsed = orjson.loads(b"[" + b",\n".join(lines) + b"]")
-        if len(parsed) == n and set(map(type, parsed)) == {dict}:
-            return parsed  # type: ignore[no-any-return]
-    except orjson.JSONDecodeError:
-        pass
-    out: list[dict[str, Any] | None] = [None] * n
-    candidates = [i for i, line in enumerate(lines) if line.lstrip()[:1] == b"{"]
-    if not candidates:
-        return out
-    try:
-        parsed = orjson.loads(b"[" + b",\n".join([lines[i] for i in candidates]) + b"]")
-        if len(parsed) == len(candidates):
-            for i, obj in zip(candidates, parsed, strict=True):
-                out[i] = obj if isinstance(obj, dict) else None
-            return out
-    except orjson.JSONDecodeError:
-        pass
-    for i in candidates:  # a malformed line in the batch: parse line by line
-        try:
-            obj = orjson.loads(lines[i])
-        except orjson.JSONDecodeError:
-            continue
-        out[i] = obj if isinstance(obj, dict) else None
-    return out
+    return json_objects(batch.lines, batch.info.format)[0]
 
 
 def get_path(obj: dict[str, Any], path: tuple[str, ...]) -> Any:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from logship.config.model import MultilineConfig, SourceConfig, TailingConfig
-from logship.parsing.formats import CONTAINER_FORMATS
+from logship.parsing.formats import CONTAINER_FORMATS, MANY_FRACTIONS
 from logship.parsing.timestamps import (
     EXACT_FRACTIONS,
     FRACTION_NS,
@@ -222,10 +222,6 @@ _MID_PARTIAL = {mid: mid[8:9] == b"P" for mid in _MID_STREAM}
 
 # Fraction and zone of many distinct UTC times, checked in one pass (joined by newlines).
 _UTC_FRACTIONS = re.compile(rb"(?:(?:\.\d{1,9})?Z\n)*")
-# Above this many distinct fractions in a batch (nanosecond times, as the kubelet and
-# docker write them), fractions become integer keys: classifying each distinct text key
-# would cost a Python call per line.
-_MANY_FRACTIONS = 1024
 
 
 _ZONE = re.compile(rb"[+-]\d\d:\d\d")
@@ -254,7 +250,7 @@ def _utc_keys(seconds: list[bytes], fractions: list[bytes]) -> tuple[list[Any], 
             map(operator.add, map(getitem, fractions, repeat(slice(0, -6))), repeat(b"Z"))
         )
         dfracs = set(fractions)
-    if len(dfracs) > _MANY_FRACTIONS:
+    if len(dfracs) > MANY_FRACTIONS:  # nanosecond times, as the kubelet and docker write them
         if _UTC_FRACTIONS.fullmatch(b"\n".join(dfracs) + b"\n") is None:
             return None
         digits = map(getitem, fractions, repeat(slice(1, -1)))

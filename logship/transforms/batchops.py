@@ -36,18 +36,11 @@ def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
     return out
 
 
-def line_offsets(batch: Batch) -> list[int]:
-    """``batch.line_offsets()``, computed with C loops only (no per-line lambda) when missing."""
-    if batch.offsets is None:
-        batch.offsets = line_starts(batch.lines, batch.start_offset)
-    return batch.offsets
-
-
 def select(batch: Batch, keep: list[int]) -> Batch:
     """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest."""
     if len(keep) == len(batch.lines):
         return batch
-    offsets = line_offsets(batch)
+    offsets = batch.line_offsets()
     out = _derived(batch, take(batch.lines, keep), take(offsets, keep))
     ts = batch._ts
     if ts is not None:
@@ -101,7 +94,7 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     if not changed:
         return batch
     ts = batch.timestamps()
-    offsets = line_offsets(batch)
+    offsets = batch.line_offsets()
     lines = list(batch.lines)
     for i, text in changed.items():
         lines[i] = text
@@ -130,7 +123,7 @@ class LineStarts:
         if self._starts is None:
             b = self._batch
             if b is not None and b.offsets is None:
-                self._starts, self._base = line_offsets(b), b.start_offset
+                self._starts, self._base = b.line_offsets(), b.start_offset
             else:
                 self._starts = line_starts(self._lines)
         return self._starts

@@ -64,7 +64,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in ("loki", "otlp", "stdout") and parts and parts[-1] not in ("sinks",):
+        elif item in SINK_TYPES and parts and parts[-1] not in ("sinks",):
             # pydantic names the tagged-union member; the user never wrote it.
             continue
         else:

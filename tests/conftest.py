@@ -11,8 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 LOGSHIP = [sys.executable, "-m", "logship"]
+
+# No time limit per example: a deadline is a timing threshold, and on a shared 2-core
+# machine a first example that pays for an import or a collection fails it at random.
+settings.register_profile("logship", deadline=None)
+settings.load_profile("logship")
 
 
 def wait_until(

@@ -294,3 +294,33 @@ def test_microsecond_times_keep_every_digit_through_the_encoder() -> None:
     assert [e.timestamp.seconds * NS + e.timestamp.nanos for e in stream.entries] == sorted(
         sec * NS + frac for sec, frac in want
     )
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 2), st.integers(0, 999)), min_size=1, max_size=30),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_a_stream_of_several_batches_is_in_time_order(
+    parts: list[list[tuple[int, int]]], sort_each: bool
+) -> None:
+    """Batches that each know their own order (runs) are joined into one stream only as
+    far as each continues the last; the request is in time order either way."""
+    batches = []
+    for k, events in enumerate(parts):
+        if sort_each:
+            events = sorted(events)
+        lines = [
+            b'{"ts":"2026-11-28T12:00:0%d.%03dZ","b":%d,"i":%d}' % (s, ms, k, i)
+            for i, (s, ms) in enumerate(events)
+        ]
+        batches.append(batch(lines))
+    (stream,) = decode(make_sink().encode(batches).body).streams  # type: ignore[attr-defined]
+    got = [(e.timestamp.seconds, e.timestamp.nanos) for e in stream.entries]
+    assert got == sorted(got)
+    want = sorted((T0 + s, ms * 1_000_000) for events in parts for s, ms in events)
+    assert got == want
+    assert len({e.line for e in stream.entries}) == sum(map(len, parts))

@@ -194,3 +194,94 @@ def test_two_broken_lines_never_parse_as_one_batch(fmt: str) -> None:
     objs, malformed = parse_objects(lines, fmt)
     assert objs == [None, None, {"ok": 1}]
     assert malformed == ([0] if fmt == "auto" else [0, 1])
+
+
+_STAMP_SHAPES = [
+    "{d}T{t}.{f:03d}Z",  # the usual shape, most lines
+    "{d}T{t}.{f:03d}Z",
+    "{d}T{t}.{f:03d}Z",
+    "{d} {t}.{f:03d}Z",  # other separator
+    "{d}T{t}.{f6:06d}Z",  # wider fraction
+    "{d}T{t}.{f1}Z",  # narrower fraction
+    "{d}T{t}Z",  # none
+    "{d}T{t}.{f:03d}+01:00",  # another zone
+]
+
+
+@st.composite
+def timed_batches(draw: st.DrawFn) -> list[bytes]:
+    """JSON lines of one logger: mostly one layout, often in time order, with the odd ones
+    that must not be mistaken for it (other shapes, equal times, plain text)."""
+    n = draw(st.integers(min_value=1, max_value=60))
+    events = draw(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=0, max_value=3),  # second
+                st.integers(min_value=0, max_value=999),  # millisecond
+                st.integers(min_value=0, max_value=len(_STAMP_SHAPES) + 1),  # shape or text
+                st.sampled_from(["a", "b", "zz", "é"]),  # text after the time value
+            ),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    if draw(st.booleans()):
+        events.sort()
+    out = []
+    for i, (sec, ms, shape, text) in enumerate(events):
+        if shape == len(_STAMP_SHAPES):
+            out.append(b"plain text without a time")
+            continue
+        if shape == len(_STAMP_SHAPES) + 1:
+            shape = 0  # same stamp, the time key not first
+            stamp = _STAMP_SHAPES[0].format(d="2026-11-28", t=f"12:00:0{sec}", f=ms)
+            out.append(orjson.dumps({"msg": text, "ts": stamp, "i": i}))
+            continue
+        stamp = _STAMP_SHAPES[shape].format(
+            d="2026-11-28", t=f"12:00:0{sec}", f=ms, f6=ms * 1000 + i, f1=ms // 100
+        )
+        out.append(b'{"ts":"%s","msg":"%s","i":%d}' % (stamp.encode(), text.encode(), i))
+    return out
+
+
+@given(timed_batches())
+def test_timestamp_column_agrees_with_the_exact_parse_and_its_runs_are_true(
+    lines: list[bytes],
+) -> None:
+    """The fast paths (runs found by binary search, sliced keys) give every line the time
+    a full parse gives it; a column that claims to be in time order is."""
+    from logship.parsing.formats import _slow_timestamp
+
+    col = timestamp_column(lines, "auto", READ_NS)
+    exact = [_slow_timestamp(line) for line in lines]
+    assert col.ns() == [READ_NS if ns is None else ns for ns in exact]
+    if col.runs is not None:
+        expanded = [k for k, count in col.runs for _ in range(count)]
+        assert expanded == col.seconds
+        keys = [k for k, _ in col.runs]
+        assert keys == sorted(set(keys))  # type: ignore[type-var]
+        assert col.ns() == sorted(col.ns())
+    if col.int_fractions is not None:
+        assert col.int_fractions == all(isinstance(f, int) for f in col.fractions)
+
+
+def test_runs_of_a_time_ordered_batch_are_found_and_proved() -> None:
+    lines = [
+        b'{"ts":"2026-11-28T12:00:0%d.%03dZ","i":%d}' % (i // 1000, i % 1000, i)
+        for i in range(3500)
+    ]
+    col = timestamp_column(lines, "auto", READ_NS)
+    assert col.runs == [(b"2026-11-28T12:00:0%d" % s, 1000 if s < 3 else 500) for s in range(4)]
+    # Equal times with text out of byte order: same keys, but no claim of order is made
+    # from byte order alone; the times are still right.
+    swapped = [*lines[:10], lines[11], lines[10], *lines[12:]]
+    swapped[10] = swapped[10].replace(b".011Z", b".010Z")
+    col = timestamp_column(swapped, "auto", READ_NS)
+    assert col.ns()[10] == col.ns()[11]
+    assert col.runs is None
+    assert col.ns() == sorted(col.ns())
+    # One line of a second that belongs earlier: the keys stay right, no runs are claimed.
+    late = [*lines[:2000], lines[5], *lines[2000:]]
+    col = timestamp_column(late, "auto", READ_NS)
+    assert col.runs is None
+    assert col.seconds[2000] == b"2026-11-28T12:00:00"

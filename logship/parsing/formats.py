@@ -15,7 +15,9 @@ timestamp rule, take their timestamps from the parse (:func:`batch_timestamps`).
 
 from __future__ import annotations
 
+import bisect
 import importlib
+import itertools
 import operator
 import re
 from collections.abc import Callable
@@ -117,33 +119,87 @@ def _findall_per_line(pattern: re.Pattern[bytes], lines: list[bytes]) -> list[tu
     ]
 
 
-def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any], set[Any]] | None:
+_Runs = list[tuple[Any, int]]
+
+
+def _runs_by_search(lines: list[bytes], b: int) -> tuple[_Runs, bool] | None:
+    """Runs ``(key, length)`` of consecutive lines that share their first ``b`` bytes.
+
+    A logger writes its lines in time order, many per second, so each run's end is found
+    by binary search (a few probes per run, not a step per line). A run is then proved
+    in one C pass: when its lines are in byte order and its last line starts with the
+    key, every line between starts with it too (the strings with one prefix are one
+    interval of the byte order), and the pass has also shown the run's fractions in
+    order. A run out of byte order (equal times, different text) is proved by
+    ``startswith`` instead. Returns the runs and whether the lines are in time order,
+    or None when a run does not hold or the runs are too short for searching to pay.
+    """
+    n = len(lines)
+    key = operator.itemgetter(slice(0, b))
+    limit = max(8, n // 32)
+    runs: _Runs = []
+    in_order = True
+    prev = b""
+    i = 0
+    while i < n:
+        w = lines[i][:b]
+        j = bisect.bisect_right(lines, w, i + 1, n, key=key)
+        if j - i > 1:
+            part = lines[i:j]
+            if not (
+                part[-1].startswith(w)
+                and all(map(operator.le, part, itertools.islice(part, 1, None)))
+            ):
+                if not all(map(bytes.startswith, part, repeat(w))):
+                    return None
+                in_order = False
+        if prev >= w:
+            in_order = False
+        runs.append((w, j - i))
+        if len(runs) > limit:
+            return None
+        prev = w
+        i = j
+    return runs, in_order
+
+
+def _fixed_layout(lines: list[bytes]) -> tuple[list[Any], list[Any], set[Any], _Runs | None] | None:
     """Keys by slicing, when every line starts like the first up to its time value.
 
     Lines from one logger usually share the prefix before the time value and the
     width of the value (``{"time":"2026-11-28T12:00:00.123Z",...``). Slicing is a
-    whole-list C loop, several times cheaper than a regex per line. Each line's
-    prefix and seconds are sliced as one key and the prefix is checked once per
-    distinct key (a handful per batch), not once per line. A line whose value is
-    wider or narrower yields a fraction key that does not end in the closing quote;
-    such keys, checked once per distinct key, send their lines to the exact path.
-    Returns the seconds keys, the fraction keys and the distinct seconds keys.
+    whole-list C loop, several times cheaper than a regex per line. The seconds come
+    from runs of lines sharing prefix and seconds (:func:`_runs_by_search`), or else
+    from each line's prefix and seconds sliced as one key; either way the prefix is
+    checked once per distinct key (a handful per batch), not once per line. A line
+    whose value is wider or narrower yields a fraction key that does not end in the
+    closing quote; such keys, checked once per distinct key, send their lines to the
+    exact path. Returns the seconds keys, the fraction keys, the distinct seconds keys
+    and, when the lines are in time order, the runs of seconds keys.
     """
     m = _TS_FIRST.match(lines[0])
     if m is None or m.start(1) < 0:
         return None
     a, b, q = m.start(1), m.end(1), m.end(2)
     prefix = lines[0][:a]
+    fracs = list(map(operator.itemgetter(slice(b, q)), lines))
+    found = _runs_by_search(lines, b)
+    if found is not None:
+        wide_runs, in_order = found
+        narrow = {w: w[a:] for w, _ in wide_runs if w.startswith(prefix)}
+        if len(narrow) != len({w for w, _ in wide_runs}):
+            return None
+        runs = [(narrow[w], count) for w, count in wide_runs]
+        seconds: list[Any] = []
+        for k, count in runs:
+            seconds += [k] * count
+        return seconds, fracs, set(narrow.values()), runs if in_order else None
     wide: list[bytes] = list(map(operator.itemgetter(slice(0, b)), lines))
     distinct = set(wide)
     narrow = {k: k[a:] for k in distinct if k.startswith(prefix)}
     if len(narrow) != len(distinct):
         return None
-    return (
-        list(map(narrow.__getitem__, wide)),
-        list(map(operator.itemgetter(slice(b, q)), lines)),
-        set(narrow.values()),
-    )
+    return list(map(narrow.__getitem__, wide)), fracs, set(narrow.values()), None
 
 
 # Above this many distinct fraction keys in a batch (microsecond or nanosecond times),
@@ -172,8 +228,9 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     fracs: list[Any]
     fixed = _fixed_layout(lines)
     distinct_seconds: set[Any] | None = None
+    runs: list[tuple[Any, int]] | None = None
     if fixed is not None:
-        seconds, fracs, distinct_seconds = fixed
+        seconds, fracs, distinct_seconds, runs = fixed
     else:
         whole, fractions = zip(*_findall_per_line(_TS_FIRST, lines), strict=True)
         seconds = list(whole)
@@ -195,8 +252,12 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     # exact path, line by line, which is rare.
     bad = {k for k in distinct_seconds if SECONDS_NS[k] is None}
     distinct = set(fracs)
+    int_fractions: bool | None = None
     if len(distinct) > MANY_FRACTIONS and (ints := _fraction_ints(fracs, distinct)) is not None:
         fracs, distinct = ints, set()  # microsecond or nanosecond times: integer keys
+        int_fractions = True
+    elif all(isinstance(k, bytes) for k in distinct):
+        int_fractions = False
     for k in distinct.difference(FRACTION_NS.keys()):
         FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
     zoned = EXACT_FRACTIONS.intersection(distinct)
@@ -206,12 +267,23 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
             s, f = seconds[i], fracs[i]
             if s in bad or f in zoned:
                 exact = None
-                if isinstance(s, bytes) and isinstance(f, bytes):
-                    exact = parse_text_timestamp((s + f.rstrip(b'"')).decode("ascii", "replace"))
+                # The line's own value: a sliced key may hold a wider value cut short.
+                m = _TS_FIRST.match(lines[i]) if isinstance(s, bytes) else None
+                if m is not None and m.start(1) >= 0:
+                    text = m.group(1) + m.group(2)[:-1]
+                    exact = parse_text_timestamp(text.decode("ascii", "replace"))
                 if exact is None:
                     exact = _slow_timestamp(lines[i])
                 seconds[i], fracs[i] = (read_s, read_f) if exact is None else split_ns(exact)
-    return TimestampColumn(seconds, fracs, text_format)
+        int_fractions = None
+    # Runs say the column is in time order; that holds only for keys of one shape.
+    return TimestampColumn(
+        seconds,
+        fracs,
+        text_format,
+        runs=runs if text_format is not None else None,
+        int_fractions=int_fractions,
+    )
 
 
 Parser = Callable[[list[bytes], "ParseOptions", int], "Parsed"]

@@ -102,13 +102,16 @@ FRACTION_NS = _FractionNs()
 class TimestampColumn:
     """The timestamps of one batch, one entry per line, in line order."""
 
-    __slots__ = ("_ns", "fractions", "seconds", "text_format")
+    __slots__ = ("_ns", "fractions", "int_fractions", "runs", "seconds", "text_format")
 
     def __init__(
         self,
         seconds: list[SecondsKey],
         fractions: list[FractionKey],
         text_format: bytes | None = None,
+        *,
+        runs: list[tuple[SecondsKey, int]] | None = None,
+        int_fractions: bool | None = None,
     ) -> None:
         self.seconds = seconds
         self.fractions = fractions
@@ -116,22 +119,40 @@ class TimestampColumn:
         # and zone, all UTC): then (seconds, fraction) pairs compare like the times they
         # name, and order can be checked without converting.
         self.text_format = text_format
+        # Set only when the column is known to be in time order: the runs of equal seconds
+        # keys (key, length), keys increasing. Lets a sink that needs order (Loki) skip
+        # checking it again; None says nothing (unknown or out of order).
+        self.runs = runs
+        # True when every fraction key is an int (nanoseconds), False when not; None when
+        # not known (then all_int_keys() finds out).
+        self.int_fractions = int_fractions
         self._ns: list[int] | None = None
 
     @classmethod
     def constant(cls, ns: int, n: int) -> TimestampColumn:
         s, f = divmod(ns, _NS)
-        return cls([s] * n, [f] * n)
+        return cls([s] * n, [f] * n, runs=[(s, n)] if n else None, int_fractions=True)
+
+    def has_int_fractions(self) -> bool:
+        """Whether every fraction key is an int; known from the parse or found in one pass."""
+        if self.int_fractions is None:
+            self.int_fractions = all_int_keys(self.fractions)
+        return self.int_fractions
 
     def ns(self) -> list[int]:
         """Epoch nanoseconds per line (computed once, in C loops)."""
         if self._ns is None:
-            self._ns = ns_of_keys(self.seconds, self.fractions)
+            self._ns = ns_of_keys(self.seconds, self.fractions, self.has_int_fractions())
         return self._ns
 
     def take(self, indices: list[int]) -> TimestampColumn:
         s, f = self.seconds, self.fractions
-        return TimestampColumn([s[i] for i in indices], [f[i] for i in indices], self.text_format)
+        return TimestampColumn(
+            [s[i] for i in indices],
+            [f[i] for i in indices],
+            self.text_format,
+            int_fractions=self.int_fractions,
+        )
 
 
 def all_int_keys(keys: list[Any]) -> bool:
@@ -139,9 +160,13 @@ def all_int_keys(keys: list[Any]) -> bool:
     return bool(keys) and set(map(type, keys)) == {int}
 
 
-def ns_of_keys(seconds: list[SecondsKey], fractions: list[FractionKey]) -> list[int]:
+def ns_of_keys(
+    seconds: list[SecondsKey], fractions: list[FractionKey], int_fractions: bool | None = None
+) -> list[int]:
     secs = map(SECONDS_NS.__getitem__, seconds)
-    if all_int_keys(fractions):  # nanoseconds already: no cache lookup (a miss is a call)
+    if int_fractions is None:
+        int_fractions = all_int_keys(fractions)
+    if int_fractions:  # nanoseconds already: no cache lookup (a miss is a call)
         return list(map(operator.add, secs, fractions))
     return list(map(operator.add, secs, map(FRACTION_NS.__getitem__, fractions)))
 

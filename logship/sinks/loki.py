@@ -179,7 +179,16 @@ def seconds_runs(
 
 
 class Stream:
-    __slots__ = ("formats", "fractions", "labels", "lines", "runs", "seconds")
+    __slots__ = (
+        "formats",
+        "fractions",
+        "int_fractions",
+        "labels",
+        "lines",
+        "runs",
+        "runs_known",
+        "seconds",
+    )
 
     def __init__(self, labels: str) -> None:
         self.labels = labels
@@ -187,26 +196,59 @@ class Stream:
         self.seconds: list[SecondsKey] = []
         self.fractions: list[FractionKey] = []
         self.formats: set[bytes | None] = set()
-        self.runs: list[tuple[SecondsKey, int]] | None = None  # set by sort() when in order
+        # Runs of equal seconds, set when the entries are known to be in order: carried
+        # over from the timestamp columns while each one continues the last, else found
+        # by sort().
+        self.runs: list[tuple[SecondsKey, int]] | None = None
+        self.runs_known = True
+        self.int_fractions: bool | None = True  # every fraction an int (None: unknown)
 
     def add(self, lines: list[bytes], ts: TimestampColumn) -> None:
+        if not lines:
+            return
+        self.formats.add(ts.text_format)
+        if self.runs_known:
+            self._continue_runs(ts)
+        if self.int_fractions is not False:
+            self.int_fractions = ts.int_fractions and self.int_fractions
         self.lines.extend(lines)
         self.seconds.extend(ts.seconds)
         self.fractions.extend(ts.fractions)
-        self.formats.add(ts.text_format)
+
+    def _continue_runs(self, ts: TimestampColumn) -> None:
+        """Keep the in-order runs when ``ts`` brings its own and starts no earlier than the
+        stream's last entry (keys of one text shape compare like the times they spell)."""
+        runs = ts.runs
+        if runs is None or len(self.formats) != 1:
+            self.runs, self.runs_known = None, False
+        elif self.runs is None:
+            self.runs = list(runs)
+        else:
+            key, count = self.runs[-1]
+            first, first_count = runs[0]
+            if first > key:  # type: ignore[operator]  # one text shape: bytes keys
+                self.runs.extend(runs)
+            elif first == key and self.fractions[-1] <= ts.fractions[0]:  # type: ignore[operator]
+                self.runs[-1] = (key, count + first_count)
+                self.runs.extend(runs[1:])
+            else:
+                self.runs, self.runs_known = None, False
 
     def ns(self) -> list[int]:
-        return ns_of_keys(self.seconds, self.fractions)
+        return ns_of_keys(self.seconds, self.fractions, self.int_fractions)
 
     def sort(self) -> None:
         """Entries of a stream in timestamp order (a no-op, checked in C, when they are)."""
         text_format = next(iter(self.formats)) if len(self.formats) == 1 else None
         if text_format is not None:
-            self.runs = seconds_runs(self.seconds, self.fractions)
+            if self.runs is None:
+                self.runs = seconds_runs(self.seconds, self.fractions)
             if self.runs is not None:
                 return
         elif keys_in_order(self.seconds, self.fractions, text_format):
+            self.runs = None
             return
+        self.runs = None
         ns = self.ns()
         order = sorted(range(len(ns)), key=ns.__getitem__)
         self.lines = [self.lines[i] for i in order]
@@ -229,7 +271,10 @@ def encode_push_protobuf(streams: list[Stream]) -> bytes:
             parts[2::4] = pieces
         else:
             parts[2::4] = map(_SECONDS.__getitem__, s.seconds)
-        if all_int_keys(s.fractions):  # microsecond or nanosecond times: no cache can help
+        int_fractions = s.int_fractions
+        if int_fractions is None:
+            int_fractions = all_int_keys(s.fractions)
+        if int_fractions:  # microsecond or nanosecond times: no cache can help
             parts[3::4] = nanos_pieces(s.fractions)
         else:
             parts[3::4] = map(_NANOS.__getitem__, s.fractions)

@@ -105,6 +105,21 @@ def fix_lines(complete: bytes, lines: list[bytes], max_line: int) -> tuple[list[
     return lines, invalid, cut
 
 
+def _needs_fixing(data: bytes, carry: bytes, lines: list[bytes], max_line: int) -> bool:
+    """Whether :func:`fix_lines` may change any line, from checks of the whole chunk (and
+    the carried partial line); ``data`` may hold more than the lines, never less."""
+    return (
+        not data.isascii()
+        or not carry.isascii()
+        or b"\r" in data
+        or b"\r" in carry
+        or (
+            len(data) + len(carry) > max_line
+            and (len(lines[0]) > max_line or _may_hold_long_line(data, max_line))
+        )
+    )
+
+
 class Tailer:
     def __init__(
         self,
@@ -402,30 +417,33 @@ class Tailer:
             elif data[:2] == b"\r\n":
                 data = data[2:]
                 self.emitted_offset += 2
-        if self.carry:
-            data = self.carry + data
-            self.carry = b""
+        carry = self.carry
         cut = data.rfind(b"\n")
         max_line = int(self.tailing.max_line_size)
         if cut == -1:
-            self.carry = data
-            if len(data) > max_line:
+            self.carry = carry + data
+            if len(self.carry) > max_line:
                 self._emit_overlong()
             self.budget.release(reserved)
             return
-        complete = data[:cut]
-        self.carry = data[cut + 1 :]
-        if self.discarding:
-            first = complete.find(b"\n")
-            dropped = len(complete) if first == -1 else first
-            self.emitted_offset += dropped + 1
+        # Split the chunk as read; the carried partial line joins the first line. Copying
+        # the carry onto the chunk and then the complete lines out of it would copy every
+        # chunk twice.
+        lines = data.split(b"\n")
+        self.carry = lines.pop()  # after the last newline: the next partial line
+        if carry:
+            lines[0] = carry + lines[0]
+        consumed = len(carry) + cut + 1
+        if self.discarding:  # the first line is the rest of an over-long line: drop it
+            dropped = len(lines[0]) + 1
+            self.emitted_offset += dropped
+            consumed -= dropped
             self.discarding = False
-            complete = b"" if first == -1 else complete[first + 1 :]
-            if first == -1:
+            del lines[0]
+            if not lines:
                 self.budget.release(reserved)
                 self._emit([], 0)
                 return
-        lines = complete.split(b"\n")
         offsets = None
         if self.framer is not None:  # physical starts, before lines are fixed or cut
             offsets = list(
@@ -434,16 +452,15 @@ class Tailer:
                     initial=self.emitted_offset,
                 )
             )
-        lines, invalid, cut = fix_lines(complete, lines, max_line)
-        if invalid:
-            self.telemetry.invalid_utf8(self.info.source, invalid)
-        if cut:
-            self.telemetry.line_truncated(self.info.source, cut)
+        if _needs_fixing(data, carry, lines, max_line):
+            lines, invalid, cut = fix_lines(b"\n".join(lines), lines, max_line)
+            if invalid:
+                self.telemetry.invalid_utf8(self.info.source, invalid)
+            if cut:
+                self.telemetry.line_truncated(self.info.source, cut)
+        self._emit(lines, consumed, reserved, offsets=offsets)
         if len(self.carry) > max_line:
-            self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
             self._emit_overlong()
-            return
-        self._emit(lines, len(complete) + 1, reserved, offsets=offsets)
 
     def _emit_overlong(self) -> None:
         """A line longer than the limit with no newline yet: ship its head, drop the rest."""

@@ -36,6 +36,7 @@ from logship.parsing.timestamps import (
     parse_text_timestamp,
     split_ns,
     text_format_of,
+    utc_fraction_shape,
 )
 
 if TYPE_CHECKING:
@@ -256,12 +257,15 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     if len(distinct) > MANY_FRACTIONS and (ints := _fraction_ints(fracs, distinct)) is not None:
         fracs, distinct = ints, set()  # microsecond or nanosecond times: integer keys
         int_fractions = True
-    elif all(isinstance(k, bytes) for k in distinct):
-        int_fractions = False
-    for k in distinct.difference(FRACTION_NS.keys()):
-        FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
-    zoned = EXACT_FRACTIONS.intersection(distinct)
-    text_format = None if bad or zoned else text_format_of(distinct_seconds, distinct)
+    shape = utc_fraction_shape(distinct)
+    zoned: set[Any] = set()
+    if shape is None:  # keys not seen before, or not all alike
+        for k in distinct.difference(FRACTION_NS.keys()):
+            FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
+        zoned = EXACT_FRACTIONS.intersection(distinct)
+    text_format = None if bad or zoned else text_format_of(distinct_seconds, distinct, shape)
+    if text_format is not None:
+        int_fractions = False  # text keys of one shape
     if bad or zoned:
         for i in range(n):
             s, f = seconds[i], fracs[i]

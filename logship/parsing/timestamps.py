@@ -75,19 +75,21 @@ class _FractionNs(dict[Any, int]):
             return key
         m = _FRACTION_KEY.fullmatch(key)
         value = 0
-        FRACTION_SHAPE[key] = _DIGITS.sub(b"0", key)
-        if m is None:
-            EXACT_FRACTIONS.add(key)
-        else:
+        exact = m is None
+        if m is not None:
             digits, zone = m.groups()
             if digits:
                 value = int(digits.ljust(9, b"0"))
-            if zone and _zone(zone).utcoffset(None) != timedelta(0):
-                EXACT_FRACTIONS.add(key)
+            exact = bool(zone) and _zone(zone).utcoffset(None) != timedelta(0)
         if len(self) >= _MAX_CACHE:
             self.clear()
             FRACTION_SHAPE.clear()
-            FRACTION_SHAPE[key] = _DIGITS.sub(b"0", key)
+            UTC_FRACTIONS_BY_SHAPE.clear()
+        shape = FRACTION_SHAPE[key] = _DIGITS.sub(b"0", key)
+        if exact:
+            EXACT_FRACTIONS.add(key)
+        else:
+            UTC_FRACTIONS_BY_SHAPE.setdefault(shape, set()).add(key)
         self[key] = value
         return value
 
@@ -95,6 +97,9 @@ class _FractionNs(dict[Any, int]):
 EXACT_FRACTIONS: set[bytes] = set()
 # Text fraction key -> its shape with digits as 0 (b'.000Z"'), filled with FRACTION_NS.
 FRACTION_SHAPE: dict[bytes, bytes] = {}
+# Shape -> the UTC text fraction keys of that shape seen so far: a batch whose distinct keys
+# are all in one shape's set is classified by one subset test instead of four passes.
+UTC_FRACTIONS_BY_SHAPE: dict[bytes, set[bytes]] = {}
 SECONDS_NS = _SecondsNs()
 FRACTION_NS = _FractionNs()
 
@@ -185,11 +190,29 @@ def keys_in_order(
     return all(map(operator.le, ns, itertools.islice(ns, 1, None)))
 
 
-def text_format_of(seconds: set[Any], fractions: set[Any]) -> bytes | None:
-    """The shared shape of distinct text keys, or None when they are not all alike."""
+def utc_fraction_shape(fractions: set[Any]) -> bytes | None:
+    """The one shape of distinct fraction keys when every one is a known UTC text key of it
+    (then none is exact and the cache holds them all); None when that is not known."""
+    for k in fractions:
+        shape = FRACTION_SHAPE.get(k) if isinstance(k, bytes) else None
+        members = UTC_FRACTIONS_BY_SHAPE.get(shape) if shape is not None else None
+        return shape if members is not None and fractions <= members else None
+    return None
+
+
+def text_format_of(
+    seconds: set[Any], fractions: set[Any], fraction_shape: bytes | None = None
+) -> bytes | None:
+    """The shared shape of distinct text keys, or None when they are not all alike.
+
+    ``fraction_shape``, when given, is the fractions' shape already proved by
+    :func:`utc_fraction_shape`.
+    """
     shapes = {k[10:11] for k in seconds if isinstance(k, bytes) and len(k) == 19}
     if len(shapes) != 1 or len(seconds) != sum(1 for k in seconds if isinstance(k, bytes)):
         return None
+    if fraction_shape is not None:
+        return shapes.pop() + fraction_shape
     try:  # int keys have no shape: then there is no common text format
         frac_shapes = set(map(FRACTION_SHAPE.__getitem__, fractions))
     except KeyError:

@@ -252,17 +252,20 @@ def timestamp_column(lines: list[bytes], fmt: str, read_ns: int) -> TimestampCol
     # Checked per distinct key, not per line: invalid dates and non-UTC zones take the
     # exact path, line by line, which is rare.
     bad = {k for k in distinct_seconds if SECONDS_NS[k] is None}
-    distinct = set(fracs)
     int_fractions: bool | None = None
-    if len(distinct) > MANY_FRACTIONS and (ints := _fraction_ints(fracs, distinct)) is not None:
-        fracs, distinct = ints, set()  # microsecond or nanosecond times: integer keys
-        int_fractions = True
-    shape = utc_fraction_shape(distinct)
     zoned: set[Any] = set()
+    # Usually every key was seen before and is one shape's: one membership test per line.
+    shape = utc_fraction_shape(fracs)
+    distinct: set[Any] = set()
     if shape is None:  # keys not seen before, or not all alike
+        distinct = set(fracs)
+        if len(distinct) > MANY_FRACTIONS and (ints := _fraction_ints(fracs, distinct)) is not None:
+            fracs, distinct = ints, set()  # microsecond or nanosecond times: integer keys
+            int_fractions = True
         for k in distinct.difference(FRACTION_NS.keys()):
             FRACTION_NS[k]  # fills the cache and EXACT_FRACTIONS
         zoned = EXACT_FRACTIONS.intersection(distinct)
+        shape = utc_fraction_shape(distinct)
     text_format = None if bad or zoned else text_format_of(distinct_seconds, distinct, shape)
     if text_format is not None:
         int_fractions = False  # text keys of one shape

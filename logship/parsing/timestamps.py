@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -190,13 +191,14 @@ def keys_in_order(
     return all(map(operator.le, ns, itertools.islice(ns, 1, None)))
 
 
-def utc_fraction_shape(fractions: set[Any]) -> bytes | None:
-    """The one shape of distinct fraction keys when every one is a known UTC text key of it
-    (then none is exact and the cache holds them all); None when that is not known."""
+def utc_fraction_shape(fractions: Collection[Any]) -> bytes | None:
+    """The one shape of fraction keys when every one is a known UTC text key of it (then
+    none is exact and the cache holds them all); None when that is not known. Takes a
+    batch's keys as they are: a membership test per key costs less than making a set."""
     for k in fractions:
         shape = FRACTION_SHAPE.get(k) if isinstance(k, bytes) else None
         members = UTC_FRACTIONS_BY_SHAPE.get(shape) if shape is not None else None
-        return shape if members is not None and fractions <= members else None
+        return shape if members is not None and members.issuperset(fractions) else None
     return None
 
 

@@ -324,3 +324,18 @@ def test_a_stream_of_several_batches_is_in_time_order(
     want = sorted((T0 + s, ms * 1_000_000) for events in parts for s, ms in events)
     assert got == want
     assert len({e.line for e in stream.entries}) == sum(map(len, parts))
+
+
+def test_raw_lines_of_batches_read_at_different_times_are_in_time_order() -> None:
+    """Raw lines take their batch's read time (one run per batch); a later batch read at an
+    earlier time (the clock stepped back) must not be sent after it."""
+    info = SourceInfo("app", "/l/a.log", "raw")
+    reads = [1_700_000_005 * NS + 7, 1_700_000_009 * NS, 1_700_000_002 * NS + 1]
+    batches = [
+        Batch(info, [b"r%d-%d" % (k, i) for i in range(3)], 0, 1, t) for k, t in enumerate(reads)
+    ]
+    (stream,) = decode(make_sink().encode(batches).body).streams  # type: ignore[attr-defined]
+    got = [e.timestamp.seconds * NS + e.timestamp.nanos for e in stream.entries]
+    assert got == sorted(t for t in reads for _ in range(3))
+    in_order = decode(make_sink().encode(batches[:2]).body).streams[0].entries  # type: ignore[attr-defined]
+    assert [e.line for e in in_order] == [f"r{k}-{i}" for k in range(2) for i in range(3)]

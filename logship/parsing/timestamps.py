@@ -45,15 +45,15 @@ class _SecondsNs(dict[Any, int | None]):
     """Seconds key -> epoch nanoseconds of that whole second, or None when invalid."""
 
     def __missing__(self, key: SecondsKey) -> int | None:
-        if isinstance(key, int):
-            return key * _NS
-        try:
-            text = key.decode("ascii").replace(" ", "T")
-            value: int | None = (
-                int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * _NS
-            )
-        except (ValueError, UnicodeDecodeError, OverflowError):
-            value = None
+        value: int | None
+        if isinstance(key, int):  # cached too: a batch repeats its read time's second
+            value = key * _NS
+        else:
+            try:
+                text = key.decode("ascii").replace(" ", "T")
+                value = int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * _NS
+            except (ValueError, UnicodeDecodeError, OverflowError):
+                value = None
         if len(self) >= _MAX_CACHE:
             self.clear()
         self[key] = value

@@ -239,10 +239,11 @@ class Stream:
 
     def sort(self) -> None:
         """Entries of a stream in timestamp order (a no-op, checked in C, when they are)."""
+        if self.runs is not None:  # every column proved its order and continued the last
+            return
         text_format = next(iter(self.formats)) if len(self.formats) == 1 else None
         if text_format is not None:
-            if self.runs is None:
-                self.runs = seconds_runs(self.seconds, self.fractions)
+            self.runs = seconds_runs(self.seconds, self.fractions)
             if self.runs is not None:
                 return
         elif keys_in_order(self.seconds, self.fractions, text_format):

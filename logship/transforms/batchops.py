@@ -69,18 +69,28 @@ def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     n = len(column)
     if len(distinct) == 1:
         return {next(iter(distinct)): list(range(n))}
-    if len(distinct) <= 8:
+    if len(distinct) <= len(_ONE_CODE):
         # Each line's value as one byte (one dict lookup per line, in C), then per value a
         # translate to 0/1 bytes that ``compress`` reads without comparing objects.
         code = {v: i for i, v in enumerate(distinct)}
         codes = bytes(map(code.__getitem__, column))
-        return {
-            v: list(itertools.compress(range(n), codes.translate(_ONE_CODE[i])))
-            for v, i in code.items()
-        }
+        return dict(zip(code, indices_by_code(codes, len(code)), strict=True))
     groups: dict[Any, list[int]] = {}
     for i, v in enumerate(column):
         groups.setdefault(v, []).append(i)
+    return groups
+
+
+def indices_by_code(codes: bytes, k: int) -> list[list[int]]:
+    """Line indices of each code ``0..k-1`` (one byte per line), ascending."""
+    n = len(codes)
+    if k == 1:
+        return [list(range(n))]
+    if k <= len(_ONE_CODE):
+        return [list(itertools.compress(range(n), codes.translate(t))) for t in _ONE_CODE[:k]]
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for i, c in enumerate(codes):
+        groups[c].append(i)
     return groups
 
 

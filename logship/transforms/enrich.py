@@ -19,13 +19,20 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from logship.config.transforms import EnrichConfig
 from logship.parsing.batch import Batch, SourceInfo
-from logship.transforms.batchops import field_column, group_indices, parse_objects, select
-from logship.transforms.filter import level_column
+from logship.transforms.batchops import (
+    field_column,
+    group_indices,
+    indices_by_code,
+    parse_objects,
+    select,
+)
+from logship.transforms.filter import level_codes, level_column
+from logship.transforms.scan import BatchScan
 
 log = logging.getLogger("logship.transforms")
 
@@ -126,7 +133,48 @@ class Enricher:
         self._infos[key] = (base, info)  # holding base keeps its id from being reused
         return info
 
-    def _columns(self, batch: Batch) -> list[tuple[str, list[str | None]]]:
+    def _roll_window(self) -> None:
+        now = self.clock()
+        if now - self.window_start >= self.window:
+            self.window_start = now
+            for s in self.seen.values():
+                s.clear()
+
+    def _admit(self, f: str, values: Iterable[str | None]) -> bool:
+        """Whether field ``f`` stays a label after seeing ``values`` (the cardinality guard)."""
+        seen = self.seen[f]
+        seen.update(v for v in values if v is not None)
+        if len(seen) <= self.max_values:
+            return True
+        self.refused.add(f)
+        seen.clear()
+        log.warning(
+            "field label refused: too many distinct values; the field stays in records",
+            extra={"source": self.source, "field": f, "max_values": self.max_values},
+        )
+        return False
+
+    def _level_groups(
+        self, batch: Batch, scan: BatchScan | None
+    ) -> dict[tuple[str | None, ...], list[int] | None] | None:
+        """Groups by the level alone from the level codes (no column of strings); None
+        when the batch needs the general path, empty when the label was refused."""
+        found = level_codes(batch, scan)
+        if found is None:
+            return None
+        values, codes = found
+        self._roll_window()
+        if not self._admit("level", values):
+            return {}
+        if len(values) == 1:
+            return {(values[0],): None}
+        return {
+            (v,): idx for v, idx in zip(values, indices_by_code(codes, len(values)), strict=True)
+        }
+
+    def _columns(
+        self, batch: Batch, scan: BatchScan | None = None
+    ) -> list[tuple[str, list[str | None]]]:
         active = [f for f in self.fields if f not in self.refused]
         if not active:
             return []
@@ -136,40 +184,39 @@ class Enricher:
         cols: list[tuple[str, list[str | None]]] = []
         for f in active:
             if f == "level":
-                cols.append((f, level_column(batch, objs)))
+                cols.append((f, level_column(batch, objs, scan)))
                 continue
             src = objs if objs is not None else [r["fields"] for r in batch.records()]
             cols.append((f, field_column(src, f)))
-        now = self.clock()
-        if now - self.window_start >= self.window:
-            self.window_start = now
-            for s in self.seen.values():
-                s.clear()
-        kept = []
-        for f, col in cols:
-            seen = self.seen[f]
-            seen.update(v for v in set(col) if v is not None)
-            if len(seen) > self.max_values:
-                self.refused.add(f)
-                seen.clear()
-                log.warning(
-                    "field label refused: too many distinct values; the field stays in records",
-                    extra={"source": self.source, "field": f, "max_values": self.max_values},
-                )
-                continue
-            kept.append((f, col))
-        return kept
+        self._roll_window()
+        return [(f, col) for f, col in cols if self._admit(f, set(col))]
 
-    def apply(self, batch: Batch) -> list[Batch]:
-        cols = self._columns(batch) if self.fields and batch.lines else []
+    def _groups(
+        self, batch: Batch, scan: BatchScan | None
+    ) -> tuple[list[str], dict[tuple[str | None, ...], list[int] | None]]:
+        """The label names and the line indices of each combination of their values (None:
+        every line)."""
+        if [f for f in self.fields if f not in self.refused] == ["level"]:
+            fast = self._level_groups(batch, scan)
+            if fast is not None:
+                return (["level"] if fast else []), fast
+        cols = self._columns(batch, scan)
         if not cols:
+            return [], {}
+        names = [f for f, _ in cols]
+        groups: dict[tuple[str | None, ...], list[int] | None] = {}
+        if len(cols) == 1:
+            groups.update(((v,), idx) for v, idx in group_indices(cols[0][1]).items())
+        else:
+            groups.update(group_indices(list(zip(*(c for _, c in cols), strict=True))))
+        return names, groups
+
+    def apply(self, batch: Batch, scan: BatchScan | None = None) -> list[Batch]:
+        """One part per label set; ``scan``: the batch's shared scan, if a step made one."""
+        names, groups = self._groups(batch, scan) if self.fields and batch.lines else ([], {})
+        if not groups:
             batch.info = self._info(batch.info, ())
             return [batch]
-        names = [f for f, _ in cols]
-        if len(cols) == 1:
-            groups = {(v,): idx for v, idx in group_indices(cols[0][1]).items()}
-        else:
-            groups = group_indices(list(zip(*(c for _, c in cols), strict=True)))
         base = batch.info
         if len(groups) > 1:
             # Once for the whole batch, then sliced per part: cheaper than once per part.
@@ -177,7 +224,7 @@ class Enricher:
         parts = []
         for values, idx in groups.items():
             extra = tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))
-            part = select(batch, idx) if len(groups) > 1 else batch
+            part = select(batch, idx) if idx is not None and len(groups) > 1 else batch
             part.info = self._info(base, extra)
             parts.append(part)
         return parts

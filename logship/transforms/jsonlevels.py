@@ -14,9 +14,11 @@ does not look at while skipping, each ruled out by a C-speed check of the joined
 * invalid UTF-8 (orjson refuses it): the batch is ASCII, or decodes as UTF-8;
 * numbers too large for a double (orjson refuses them): such a number has an exponent of at
   least three digits followed by the end of the number, or at least 210 digits before it
-  (a larger exponent of two digits cannot reach 1e308); the batch is translated (digits and
-  ``+`` to ``0``, ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``) and
-  neither shape is found in it (a hex id's ``e123`` ends in a quote, not a comma);
+  (a larger exponent of two digits cannot reach 1e308); the batch is translated into the
+  classes of :data:`logship.transforms.scan.CLASSES` (digits, signs and spaces to ``0``,
+  ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``; shared with the
+  card-number pre-check) and neither shape is found in it (a hex id's ``e123`` ends in a
+  quote, not a comma; spaces after a number join its run of ``0``, before the ``,``);
 * nesting deeper than orjson allows (1024): no line has 1000 brackets (and msgspec, which
   counts nesting against the interpreter's recursion limit, hands a line too deep for the
   current call stack to the full parse);
@@ -35,6 +37,8 @@ from typing import Any
 
 import msgspec
 
+from logship.transforms.scan import BatchScan, scan_of
+
 _UNSET = msgspec.UNSET
 
 
@@ -45,11 +49,6 @@ class _LevelKeys(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(list[_LevelKeys])
-_ENDS_NUMBER = b",}] \t\r\n"
-_NUMBER_TABLE = bytes(
-    0x30 if chr(i) in "0123456789+" else 0x65 if i in b"eE" else 0x2C if i in _ENDS_NUMBER else 0x78
-    for i in range(256)
-)
 _BIG_EXPONENT = re.compile(rb"e000+,")  # literal prefix: a fast scan in C
 _LONG_NUMBER = b"0" * 210
 _MAX_BRACKETS = 1000
@@ -58,19 +57,20 @@ _INT_MIN = -(1 << 63)
 _INT_END = 1 << 64
 
 
-def _agree(text: bytes, lines: list[bytes]) -> bool:
-    """Whether orjson and msgspec read ``text`` (the batch's lines) alike (see above)."""
+def _agree(scan: BatchScan) -> bool:
+    """Whether orjson and msgspec read the scan's lines alike (see above)."""
+    text, lines = scan.text, scan.lines
     if not text.isascii():
         try:
             text.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    numbers = text.translate(_NUMBER_TABLE)
-    if _BIG_EXPONENT.search(numbers) is not None:
-        return False
     longest = max(map(len, lines))
-    if longest >= len(_LONG_NUMBER) and _LONG_NUMBER in numbers:
-        return False
+    for classes in scan.class_texts():
+        if _BIG_EXPONENT.search(classes) is not None:
+            return False
+        if longest >= len(_LONG_NUMBER) and _LONG_NUMBER in classes:
+            return False
     if longest >= 2 * _MAX_BRACKETS:
         for line in lines:
             if len(line) >= 2 * _MAX_BRACKETS and (
@@ -95,24 +95,33 @@ def _first_level(keys: _LevelKeys) -> Any:
     return None
 
 
-def raw_levels(lines: list[bytes]) -> list[Any] | None:
-    """The raw level value of each line (None without one), as orjson's parse would give;
-    None when the batch needs the full parse (a line that is not a JSON object, or a case
-    where the two parsers could differ)."""
+def decoded_keys(lines: list[bytes], scan: BatchScan | None = None) -> list[_LevelKeys] | None:
+    """Each line's level keys as msgspec reads them; None when the batch needs the full parse
+    (a line that is not a JSON object, or a case where the two parsers could differ)."""
     n = len(lines)
     if not n:
         return []
     # One text serves the checks and the decoder (a comma, like a newline, ends a number).
-    text = b"[" + b",\n".join(lines) + b"]"
-    if not _agree(text, lines):
+    scan = scan_of(lines, scan)
+    if not _agree(scan):
         return None
     try:
-        keys = _DECODER.decode(text)
+        keys = _DECODER.decode(scan.text)
     except (msgspec.DecodeError, RecursionError):
         # msgspec counts nesting against the interpreter's recursion limit (orjson has a
         # fixed one): a deep line in a deep call stack takes the full parse.
         return None
     if len(keys) != n:
+        return None
+    return keys
+
+
+def raw_levels(lines: list[bytes], scan: BatchScan | None = None) -> list[Any] | None:
+    """The raw level value of each line (None without one), as orjson's parse would give;
+    None when the batch needs the full parse (a line that is not a JSON object, or a case
+    where the two parsers could differ). ``scan``: the lines' shared scan, if there is one."""
+    keys = decoded_keys(lines, scan)
+    if keys is None:
         return None
     raw: list[Any] = list(map(_GET_LEVEL, keys))
     if _UNSET in raw:
@@ -122,3 +131,29 @@ def raw_levels(lines: list[bytes]) -> list[Any] | None:
     if not all(map(_safe_value, raw)):
         return None
     return raw
+
+
+def distinct_raw_levels(
+    lines: list[bytes], scan: BatchScan | None = None
+) -> tuple[list[Any], dict[Any, None]] | None:
+    """:func:`raw_levels` with its distinct values, checked once per distinct value instead
+    of once per line (a batch holds a handful). None also when a value is unhashable, or
+    when ``True`` and ``1`` could meet as one key (both are left to :func:`raw_levels`)."""
+    keys = decoded_keys(lines, scan)
+    if keys is None:
+        return None
+    raw: list[Any] = list(map(_GET_LEVEL, keys))
+    try:
+        distinct = dict.fromkeys(raw)
+        if _UNSET in distinct:
+            raw = list(map(_first_level, keys))
+            distinct = dict.fromkeys(raw)
+    except TypeError:
+        return None
+    types = set(map(type, distinct))
+    if not types <= {str, type(None)}:
+        if bool in types and int in types:
+            return None
+        if not all(map(_safe_value, distinct)):
+            return None
+    return raw, distinct

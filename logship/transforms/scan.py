@@ -1,0 +1,138 @@
+"""One text of a batch shared by the steps that search it: redaction and the level column.
+
+Both steps need the batch as one ``bytes`` (C searches run over it) and a translation of it
+into byte classes (``translate`` is one C pass, but at ~0.5 ns per byte it is one of the
+costliest passes of the transforms). The card-number pre-check and the level column's number
+checks can read the same classes (:data:`CLASSES`), and msgspec decodes the same text
+``[line,\\nline,\\n...]``, so a chain of ``redact`` then a level label joins and translates
+each batch once instead of twice.
+
+When redaction changes lines, the scan of the new lines is the old text with those lines
+spliced in (one copy, no join), and the classes are not translated again: the number checks
+only ask whether a shape exists anywhere, no shape spans two lines (each line is followed by a
+``,``, which ends every shape), so the old classes (which also hold the replaced lines' old
+text: at worst a needless fallback) plus the classes of the changed lines answer for the whole
+new batch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+
+from logship.parsing.batch import Batch
+
+# Digits, spaces, dashes and "+" (what card numbers and numbers' signs are made of) -> "0";
+# "e"/"E" -> "e"; what ends a number ("," "}" "]" tab, CR, LF) -> ","; everything else -> "x".
+# Card numbers are runs of at least 13 "0"s; a number too large for a double has an "e"
+# followed by three or more "0"s and a ",", or at least 210 "0"s (see jsonlevels.py).
+CLASSES = bytes(
+    0x30
+    if chr(i) in "0123456789 -+"
+    else 0x65
+    if i in b"eE"
+    else 0x2C
+    if i in b",}]\t\r\n"
+    else 0x78
+    for i in range(256)
+)
+
+
+class BatchScan:
+    """``[`` + ``,\\n``.join(lines) + ``]`` of one list of lines, its classes, its line starts.
+
+    ``lines`` is the exact list the scan describes; a step given a scan of another list (a
+    step in between replaced the batch) must build its own (:func:`scan_of`).
+    """
+
+    __slots__ = ("_classes", "_starts", "batch", "changed_classes", "lines", "old_classes", "text")
+
+    def __init__(self, lines: list[bytes], batch: Batch | None = None, text: bytes | None = None):
+        self.lines = lines
+        self.text = b"[" + b",\n".join(lines) + b"]" if text is None else text
+        # The batch lends its line offsets (which a later split of the batch reuses).
+        self.batch = batch if batch is not None and batch.lines is lines else None
+        self._classes: bytes | None = None
+        self._starts: list[int] | None = None
+        # For a spliced scan: the classes of the text it was spliced from, and of the new lines.
+        self.old_classes: list[bytes] = []
+        self.changed_classes = b""
+
+    def classes(self) -> bytes:
+        """The text translated by :data:`CLASSES` (same length, same positions)."""
+        if self._classes is None:
+            self._classes = self.text.translate(CLASSES)
+        return self._classes
+
+    def class_texts(self) -> list[bytes]:
+        """Texts of classes in which every shape of this batch's lines can be found.
+
+        The exact translation when there is one; for a spliced scan, the classes it was
+        spliced from and those of the changed lines (each followed by a ``,``).
+        """
+        if self._classes is not None or not self.old_classes:
+            return [self.classes()]
+        return [*self.old_classes, self.changed_classes]
+
+    def starts(self) -> list[int]:
+        """Where each line starts in :attr:`text` (computed in C, on first use)."""
+        if self._starts is None:
+            n = len(self.lines)
+            b = self.batch
+            if b is not None and b.offsets is None:
+                # The batch's offsets (kept for a later split) are the same starts, shifted:
+                # line i starts at 1 + (its offset - the first offset) + i.
+                offsets = b.line_offsets()
+                shift = 1 - offsets[0]
+                self._starts = list(map(operator.add, offsets, range(shift, shift + n)))
+            else:
+                self._starts = list(
+                    itertools.accumulate(
+                        map((2).__add__, map(len, self.lines[:-1])),
+                        initial=1,
+                    )
+                )
+        return self._starts
+
+    def line_of(self, pos: int) -> int:
+        """The index of the line holding position ``pos`` of :attr:`text`."""
+        return bisect.bisect_right(self.starts(), pos) - 1
+
+    def lines_with(self, needle: bytes, found: set[int]) -> None:
+        """Add to ``found`` every line whose classes hold ``needle`` (no ``,`` in it)."""
+        classes = self.classes()
+        pos = classes.find(needle)
+        n = len(self.lines)
+        while pos != -1:
+            i = self.line_of(pos)
+            found.add(i)
+            if i + 1 >= n:
+                return
+            pos = classes.find(needle, self.starts()[i + 1])
+
+    def replaced(self, lines: list[bytes], changed: dict[int, bytes]) -> BatchScan:
+        """The scan of ``lines``: these lines with ``changed`` put in (index -> new text)."""
+        if not changed:
+            return self if lines is self.lines else BatchScan(lines, None, self.text)
+        starts = self.starts()
+        text = self.text
+        pieces: list[bytes] = []
+        at = 0
+        for i in sorted(changed):
+            start = starts[i]
+            pieces.append(text[at:start])
+            pieces.append(changed[i])
+            at = start + len(self.lines[i])
+        pieces.append(text[at:])
+        out = BatchScan(lines, None, b"".join(pieces))
+        out.old_classes = self.class_texts()
+        out.changed_classes = (b",".join(changed.values()) + b",").translate(CLASSES)
+        return out
+
+
+def scan_of(lines: list[bytes], scan: BatchScan | None, batch: Batch | None = None) -> BatchScan:
+    """``scan`` when it describes ``lines``, else a new scan of them."""
+    if scan is not None and scan.lines is lines:
+        return scan
+    return BatchScan(lines, batch)

@@ -138,7 +138,7 @@ def distinct_raw_levels(
 ) -> tuple[list[Any], dict[Any, None]] | None:
     """:func:`raw_levels` with its distinct values, checked once per distinct value instead
     of once per line (a batch holds a handful). None also when a value is unhashable, or
-    when ``True`` and ``1`` could meet as one key (both are left to :func:`raw_levels`)."""
+    when values of different types could meet as one key (``True`` and ``1``)."""
     keys = decoded_keys(lines, scan)
     if keys is None:
         return None
@@ -150,9 +150,11 @@ def distinct_raw_levels(
             distinct = dict.fromkeys(raw)
     except TypeError:
         return None
-    types = set(map(type, distinct))
-    if not types <= {str, type(None)}:
-        if bool in types and int in types:
+    if not set(map(type, distinct)) <= {str, type(None)}:
+        # Equal keys of other types merge in a dict (True and 1, 1 and 1.0): the types are
+        # checked per line here (numeric levels only), then the values per distinct value.
+        types = set(map(type, raw))
+        if not (types <= {str, type(None), int} or types <= {str, type(None), bool}):
             return None
         if not all(map(_safe_value, distinct)):
             return None

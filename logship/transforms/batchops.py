@@ -51,8 +51,11 @@ def select(batch: Batch, keep: list[int]) -> Batch:
 
 
 def take(items: list[T], indices: list[int]) -> list[T]:
-    """``[items[i] for i in indices]`` as a C loop."""
-    return list(map(items.__getitem__, indices))
+    """``[items[i] for i in indices]`` as a C loop (``itemgetter``'s own loop: no call per
+    item, about a third cheaper than ``map`` of ``__getitem__``)."""
+    if len(indices) > 1:
+        return list(operator.itemgetter(*indices)(items))
+    return [items[i] for i in indices]
 
 
 # Table i maps byte i to 1 and every other byte to 0.
@@ -87,7 +90,9 @@ def indices_by_code(codes: bytes, k: int) -> list[list[int]]:
     if k == 1:
         return [list(range(n))]
     if k <= len(_ONE_CODE):
-        return [list(itertools.compress(range(n), codes.translate(t))) for t in _ONE_CODE[:k]]
+        # One list of the indices, shared by the passes: a range would make each int again.
+        every = list(range(n))
+        return [list(itertools.compress(every, codes.translate(t))) for t in _ONE_CODE[:k]]
     groups: list[list[int]] = [[] for _ in range(k)]
     for i, c in enumerate(codes):
         groups[c].append(i)

@@ -15,7 +15,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_jsonlevels import batch_of, exact
+from test_jsonlevels import batch_of, exact, objects
 from test_jsonlevels import lines as json_lines
 
 from logship.config.model import SourceConfig
@@ -73,38 +73,6 @@ def test_a_big_exponent_is_seen_however_the_number_ends() -> None:
     assert _BIG_EXPONENT.search(BatchScan([b'{"req":"ae1234f","n":1}']).classes()) is None
 
 
-# -- level codes ------------------------------------------------------------------------------
-@settings(max_examples=400, deadline=None)
-@given(st.lists(json_lines(), min_size=1, max_size=6), st.sampled_from(["json", "auto"]))
-def test_level_codes_equal_the_full_parse(ls: list[bytes], fmt: str) -> None:
-    batch = batch_of(ls, fmt)
-    found = level_codes(batch)
-    if found is not None:  # whenever the fast path answers, it answers what orjson would
-        values, codes = found
-        want = exact(batch)
-        assert [values[c] for c in codes] == want
-        assert values == list(dict.fromkeys(want))
-
-
-def test_level_codes_are_taken_for_ordinary_logs() -> None:
-    ls = [
-        b'{"ts":"2026-11-28T12:00:00.002Z","level":"info","msg":"a","req":"b2609a0bdd2b7550"}',
-        b'{"ts":"2026-11-28T12:00:00.003Z","level":"WARN","msg":"b","d":0.5}',
-        b'{"ts":"2026-11-28T12:00:00.004Z","level":"info","msg":"c \\"level\\":\\"x\\""}',
-        b'{"ts":"2026-11-28T12:00:00.005Z","lvl":"warning","msg":"d"}',
-        b'{"ts":"2026-11-28T12:00:00.006Z","msg":"no level"}',
-    ]
-    assert level_codes(batch_of(ls)) == (["info", "warn", None], bytes([0, 1, 0, 1, 2]))
-    pino = [b'{"level":30,"msg":"a"}', b'{"level":50,"msg":"b"}']
-    assert level_codes(batch_of(pino)) == (["30", "50"], bytes([0, 1]))
-
-
-def test_level_codes_leave_mixed_booleans_and_integers_to_the_column() -> None:
-    # True == 1 as dict keys: codes per distinct value could merge them.
-    assert level_codes(batch_of([b'{"level":true}', b'{"level":1}'])) is None
-    assert level_codes(batch_of([b'{"level":1}', b'{"level":1.0}'])) is None
-
-
 # -- the benchmark's chain: redact card numbers, then the level as a label ---------------------
 def _luhn_complete(body: str) -> str:
     return next(body + d for d in "0123456789" if luhn_ok((body + d).encode()))
@@ -125,14 +93,16 @@ _LEVEL_VALUES = ['"info"', '"WARN"', '"Error"', '"debug"', '""', "30", "null", "
 
 
 @st.composite
-def log_lines(draw: st.DrawFn) -> tuple[bytes, list[str]]:
-    """A JSON log line as loggers and attackers write them, and the card numbers in it."""
+def log_lines(draw: st.DrawFn, valid: bool = False) -> tuple[bytes, list[str]]:
+    """A JSON log line as loggers and attackers write them, and the card numbers in it
+    (``valid``: without numbers past a double and truncated lines)."""
     secrets: list[str] = []
     members = [
         f'"ts":"2026-11-28T12:00:{draw(st.integers(0, 59)):02d}.{draw(st.integers(0, 999)):03d}Z"'
     ]
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["level", "card", "bare", "noise", "nested", "escape", "big"]))
+        kinds = ["level", "card", "bare", "noise", "nested", "escape"] + ([] if valid else ["big"])
+        kind = draw(st.sampled_from(kinds))
         if kind == "level":
             key = draw(st.sampled_from(['"level"', '"lvl"', '"severity"', '"lev\\u0065l"']))
             members.append(f"{key}:{draw(st.sampled_from(_LEVEL_VALUES))}")
@@ -164,7 +134,7 @@ def log_lines(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         else:
             members.append(f'"x":{draw(st.sampled_from(["1e400", "2.5e30", "-1E+999"]))}')
     line = ("{" + ",".join(members) + "}").encode()
-    if draw(st.integers(0, 9)) == 0:
+    if not valid and draw(st.integers(0, 9)) == 0:
         line = line[: len(line) // 2]  # malformed: kept raw, no level
     return line, secrets
 
@@ -237,3 +207,65 @@ def test_the_chain_redacts_and_labels_a_corpus_like_batch() -> None:
     # The fast path answered (not the full parse): the redacted lines have level codes.
     redacted = [line for p in parts for line in p.lines]
     assert level_codes(batch_of(redacted)) is not None
+
+
+# -- level codes ------------------------------------------------------------------------------
+# Batches of lines that are all well-formed take the fast path; a few lines of the generator
+# shared with test_jsonlevels.py (malformed, huge numbers, invalid UTF-8...) send batches to the
+# full parse, which must then answer alike.
+_mostly_valid = st.integers(0, 15).flatmap(
+    lambda k: (
+        json_lines()
+        if k == 0
+        else objects().map(str.encode)
+        if k == 1
+        else log_lines(valid=True).map(lambda g: g[0])
+    )
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_mostly_valid, min_size=1, max_size=6), st.sampled_from(["json", "auto"]))
+def test_level_codes_equal_the_full_parse(ls: list[bytes], fmt: str) -> None:
+    batch = batch_of(ls, fmt)
+    found = level_codes(batch)
+    if found is not None:  # whenever the fast path answers, it answers what orjson would
+        values, codes = found
+        want = exact(batch)
+        assert [values[c] for c in codes] == want
+        assert values == list(dict.fromkeys(want))
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=st.lists(_mostly_valid, min_size=1, max_size=6), data=st.data())
+def test_level_codes_of_a_replaced_scan_equal_the_full_parse_of_the_new_lines(
+    old: list[bytes], data: st.DataObject
+) -> None:
+    """Redaction hands on the old text and the changed lines (valid or not, either way)."""
+    which = data.draw(st.sets(st.integers(0, len(old) - 1)))
+    changed = {i: data.draw(_mostly_valid) for i in sorted(which)}
+    new = [changed.get(i, line) for i, line in enumerate(old)]
+    batch = batch_of(new)
+    found = level_codes(batch, BatchScan(old).replaced(new, changed))
+    if found is not None:
+        values, codes = found
+        assert [values[c] for c in codes] == exact(batch)
+
+
+def test_level_codes_are_taken_for_ordinary_logs() -> None:
+    ls = [
+        b'{"ts":"2026-11-28T12:00:00.002Z","level":"info","msg":"a","req":"b2609a0bdd2b7550"}',
+        b'{"ts":"2026-11-28T12:00:00.003Z","level":"WARN","msg":"b","d":0.5}',
+        b'{"ts":"2026-11-28T12:00:00.004Z","level":"info","msg":"c \\"level\\":\\"x\\""}',
+        b'{"ts":"2026-11-28T12:00:00.005Z","lvl":"warning","msg":"d"}',
+        b'{"ts":"2026-11-28T12:00:00.006Z","msg":"no level"}',
+    ]
+    assert level_codes(batch_of(ls)) == (["info", "warn", None], bytes([0, 1, 0, 1, 2]))
+    pino = [b'{"level":30,"msg":"a"}', b'{"level":50,"msg":"b"}']
+    assert level_codes(batch_of(pino)) == (["30", "50"], bytes([0, 1]))
+
+
+def test_level_codes_leave_mixed_booleans_and_integers_to_the_column() -> None:
+    # True == 1 as dict keys: codes per distinct value could merge them.
+    assert level_codes(batch_of([b'{"level":true}', b'{"level":1}'])) is None
+    assert level_codes(batch_of([b'{"level":1}', b'{"level":1.0}'])) is None

@@ -18,7 +18,7 @@ from logship.parsing.levels import normalize_level
 from logship.parsing.parsed import LEVEL_KEYS
 from logship.telemetry import Telemetry
 from logship.transforms.batchops import field_column, matching_lines, parse_objects, select
-from logship.transforms.jsonlevels import distinct_raw_levels, raw_levels
+from logship.transforms.jsonlevels import raw_level_codes, raw_levels
 from logship.transforms.scan import BatchScan
 
 
@@ -91,15 +91,15 @@ def level_codes(
     """
     if batch._records is not None or batch.info.format not in ("json", "auto"):
         return None
-    found = distinct_raw_levels(batch.lines, scan)
+    found = raw_level_codes(batch.lines, scan)
     if found is None:
         return None
-    raw, distinct = found
+    distinct, codes = found
     index: dict[str | None, int] = {}
-    code = {v: index.setdefault(_LEVELS[v], len(index)) for v in distinct}
-    if len(index) > 255:
-        return None
-    return list(index), bytes(map(code.__getitem__, raw))
+    remap = bytes(index.setdefault(_LEVELS[v], len(index)) for v in distinct)
+    if len(index) < len(distinct):  # raw values that mean one level ("INFO" and "info")
+        codes = codes.translate(remap.ljust(256, b"\0"))
+    return list(index), codes
 
 
 class LineFilter:

@@ -59,12 +59,14 @@ _INT_END = 1 << 64
 
 def _agree(scan: BatchScan) -> bool:
     """Whether orjson and msgspec read the scan's lines alike (see above)."""
-    text, lines = scan.text, scan.lines
-    if not text.isascii():
-        try:
-            text.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
+    text, patches = scan.decode_source()
+    for t in (text, *patches.values()):
+        if not t.isascii():
+            try:
+                t.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+    lines = scan.lines
     longest = max(map(len, lines))
     for classes in scan.class_texts():
         if _BIG_EXPONENT.search(classes) is not None:
@@ -105,13 +107,19 @@ def decoded_keys(lines: list[bytes], scan: BatchScan | None = None) -> list[_Lev
     scan = scan_of(lines, scan)
     if not _agree(scan):
         return None
+    text, patches = scan.decode_source()
     try:
-        keys = _DECODER.decode(scan.text)
+        keys = _DECODER.decode(text)
+        if len(keys) != n:
+            return None
+        for i, line in patches.items():  # lines changed since the text was made
+            one = _DECODER.decode(b"[" + line + b"]")
+            if len(one) != 1:
+                return None
+            keys[i] = one[0]
     except (msgspec.DecodeError, RecursionError):
         # msgspec counts nesting against the interpreter's recursion limit (orjson has a
         # fixed one): a deep line in a deep call stack takes the full parse.
-        return None
-    if len(keys) != n:
         return None
     return keys
 
@@ -133,29 +141,42 @@ def raw_levels(lines: list[bytes], scan: BatchScan | None = None) -> list[Any] |
     return raw
 
 
-def distinct_raw_levels(
+class _Codes(dict[Any, int]):
+    """Raw level value -> its code: the next free code for each new value (first seen first)."""
+
+    def __missing__(self, raw: Any) -> int:
+        code = self[raw] = len(self)
+        return code
+
+
+def raw_level_codes(
     lines: list[bytes], scan: BatchScan | None = None
-) -> tuple[list[Any], dict[Any, None]] | None:
-    """:func:`raw_levels` with its distinct values, checked once per distinct value instead
-    of once per line (a batch holds a handful). None also when a value is unhashable, or
-    when values of different types could meet as one key (``True`` and ``1``)."""
+) -> tuple[list[Any], bytes] | None:
+    """The distinct raw level values (first seen first) and each line's index into them, one
+    byte per line, in one C pass over the decoded keys: the values are checked once per
+    distinct value instead of once per line (a batch holds a handful). None when
+    :func:`raw_levels` would say None, and also when a value is unhashable, when there are
+    more than 256 values, or when values of different types could meet as one key (``True``
+    and ``1``)."""
     keys = decoded_keys(lines, scan)
     if keys is None:
         return None
-    raw: list[Any] = list(map(_GET_LEVEL, keys))
+    table = _Codes()
+    level_of: Any = _GET_LEVEL
     try:
-        distinct = dict.fromkeys(raw)
-        if _UNSET in distinct:
-            raw = list(map(_first_level, keys))
-            distinct = dict.fromkeys(raw)
-    except TypeError:
+        codes = bytes(map(table.__getitem__, map(level_of, keys)))
+        if _UNSET in table:
+            table, level_of = _Codes(), _first_level
+            codes = bytes(map(table.__getitem__, map(level_of, keys)))
+    except (TypeError, ValueError):  # unhashable, or a code past 255
         return None
+    distinct = list(table)
     if not set(map(type, distinct)) <= {str, type(None)}:
         # Equal keys of other types merge in a dict (True and 1, 1 and 1.0): the types are
         # checked per line here (numeric levels only), then the values per distinct value.
-        types = set(map(type, raw))
+        types = set(map(type, map(level_of, keys)))
         if not (types <= {str, type(None), int} or types <= {str, type(None), bool}):
             return None
         if not all(map(_safe_value, distinct)):
             return None
-    return raw, distinct
+    return distinct, codes

@@ -7,12 +7,12 @@ checks can read the same classes (:data:`CLASSES`), and msgspec decodes the same
 ``[line,\\nline,\\n...]``, so a chain of ``redact`` then a level label joins and translates
 each batch once instead of twice.
 
-When redaction changes lines, the scan of the new lines is the old text with those lines
-spliced in (one copy, no join), and the classes are not translated again: the number checks
-only ask whether a shape exists anywhere, no shape spans two lines (each line is followed by a
-``,``, which ends every shape), so the old classes (which also hold the replaced lines' old
-text: at worst a needless fallback) plus the classes of the changed lines answer for the whole
-new batch.
+When redaction changes lines, the scan of the new lines keeps the old text and the changed
+lines, and nothing is joined or translated again: the number checks only ask whether a shape
+exists anywhere, and no shape spans two lines (each line is followed by a ``,``, which ends
+every shape), so the old classes (which also hold the replaced lines' old text: at worst a
+needless fallback) plus the classes of the changed lines answer for the whole new batch;
+msgspec decodes the old text and then each changed line on its own.
 """
 
 from __future__ import annotations
@@ -44,20 +44,54 @@ class BatchScan:
 
     ``lines`` is the exact list the scan describes; a step given a scan of another list (a
     step in between replaced the batch) must build its own (:func:`scan_of`).
+
+    A scan made by :meth:`replaced` keeps the text it came from and the changed lines
+    (``patches``) instead of splicing them into a new text: readers that only ask whether
+    something exists, or decode the lines, read the old text and then the changed lines, and
+    the new text is made only if a reader needs positions in it (:attr:`text`).
     """
 
-    __slots__ = ("_classes", "_starts", "batch", "changed_classes", "lines", "old_classes", "text")
+    __slots__ = (
+        "_classes",
+        "_starts",
+        "_text",
+        "base_text",
+        "batch",
+        "changed_classes",
+        "lines",
+        "old_classes",
+        "patches",
+    )
 
-    def __init__(self, lines: list[bytes], batch: Batch | None = None, text: bytes | None = None):
+    def __init__(
+        self, lines: list[bytes], batch: Batch | None = None, text: bytes | None = None
+    ) -> None:
         self.lines = lines
-        self.text = b"[" + b",\n".join(lines) + b"]" if text is None else text
+        self._text: bytes | None = b"[" + b",\n".join(lines) + b"]" if text is None else text
         # The batch lends its line offsets (which a later split of the batch reuses).
         self.batch = batch if batch is not None and batch.lines is lines else None
         self._classes: bytes | None = None
         self._starts: list[int] | None = None
-        # For a spliced scan: the classes of the text it was spliced from, and of the new lines.
+        # For a scan from replaced(): the text and classes it came from, the changed lines
+        # (index -> text) and their classes.
+        self.base_text = b""
+        self.patches: dict[int, bytes] = {}
         self.old_classes: list[bytes] = []
         self.changed_classes = b""
+
+    @property
+    def text(self) -> bytes:
+        """``[`` + ``,\\n``.join(lines) + ``]`` (joined on first use for a replaced scan)."""
+        if self._text is None:
+            self._text = b"[" + b",\n".join(self.lines) + b"]"
+        return self._text
+
+    def decode_source(self) -> tuple[bytes, dict[int, bytes]]:
+        """A text to decode (one value per line, in order) and the lines to decode on their
+        own afterwards in place of the text's (the changed lines of a replaced scan)."""
+        if self._text is not None or not self.patches:
+            return self.text, {}
+        return self.base_text, self.patches
 
     def classes(self) -> bytes:
         """The text translated by :data:`CLASSES` (same length, same positions)."""
@@ -68,8 +102,8 @@ class BatchScan:
     def class_texts(self) -> list[bytes]:
         """Texts of classes in which every shape of this batch's lines can be found.
 
-        The exact translation when there is one; for a spliced scan, the classes it was
-        spliced from and those of the changed lines (each followed by a ``,``).
+        The exact translation when there is one; for a replaced scan, the classes it came
+        from and those of the changed lines (each followed by a ``,``).
         """
         if self._classes is not None or not self.old_classes:
             return [self.classes()]
@@ -115,17 +149,10 @@ class BatchScan:
         """The scan of ``lines``: these lines with ``changed`` put in (index -> new text)."""
         if not changed:
             return self if lines is self.lines else BatchScan(lines, None, self.text)
-        starts = self.starts()
-        text = self.text
-        pieces: list[bytes] = []
-        at = 0
-        for i in sorted(changed):
-            start = starts[i]
-            pieces.append(text[at:start])
-            pieces.append(changed[i])
-            at = start + len(self.lines[i])
-        pieces.append(text[at:])
-        out = BatchScan(lines, None, b"".join(pieces))
+        out = BatchScan(lines, None, b"")
+        out._text = None
+        out.base_text = self.text
+        out.patches = changed
         out.old_classes = self.class_texts()
         out.changed_classes = (b",".join(changed.values()) + b",").translate(CLASSES)
         return out

@@ -36,10 +36,19 @@ _line_bytes = st.one_of(
 
 
 def _check_starts(scan: BatchScan) -> None:
+    # Line by line first (a bisection over the batch's offsets for the first hits), then
+    # from the list of starts.
+    n = len(scan.lines)
+    for pos in range(1, len(scan.text) - 1):  # a line and the ",\n" after it
+        i = scan.line_of(pos)
+        start = scan.start(i)
+        end = scan.start(i + 1) if i + 1 < n else len(scan.text) - 1
+        assert start <= pos < max(end, start + 1)
     starts = scan.starts()
     assert len(starts) == len(scan.lines)
-    for start, line in zip(starts, scan.lines, strict=True):
+    for i, (start, line) in enumerate(zip(starts, scan.lines, strict=True)):
         assert scan.text[start : start + len(line)] == line
+        assert scan.start(i) == start
 
 
 @settings(max_examples=300, deadline=None)

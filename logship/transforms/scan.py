@@ -39,6 +39,11 @@ CLASSES = bytes(
 )
 
 
+# Up to this many hits a line is found by bisecting the batch's offsets with a key; past it,
+# one list of every line's start (a C pass that makes an int per line) is cheaper.
+_FEW_HITS = 64
+
+
 class BatchScan:
     """``[`` + ``,\\n``.join(lines) + ``]`` of one list of lines, its classes, its line starts.
 
@@ -53,6 +58,7 @@ class BatchScan:
 
     __slots__ = (
         "_classes",
+        "_hits",
         "_starts",
         "_text",
         "base_text",
@@ -68,8 +74,10 @@ class BatchScan:
     ) -> None:
         self.lines = lines
         self._text: bytes | None = b"[" + b",\n".join(lines) + b"]" if text is None else text
-        # The batch lends its line offsets (which a later split of the batch reuses).
-        self.batch = batch if batch is not None and batch.lines is lines else None
+        # The batch lends its line offsets when they are computed from the lines' lengths.
+        lend = batch is not None and batch.lines is lines and batch.offsets is None
+        self.batch = batch if lend else None
+        self._hits = 0
         self._classes: bytes | None = None
         self._starts: list[int] | None = None
         # For a scan from replaced(): the text and classes it came from, the changed lines
@@ -112,13 +120,11 @@ class BatchScan:
     def starts(self) -> list[int]:
         """Where each line starts in :attr:`text` (computed in C, on first use)."""
         if self._starts is None:
-            n = len(self.lines)
-            b = self.batch
-            if b is not None and b.offsets is None:
-                # The batch's offsets (kept for a later split) are the same starts, shifted:
+            offsets = self._offsets()
+            if offsets is not None:
                 # line i starts at 1 + (its offset - the first offset) + i.
-                offsets = b.line_offsets()
                 shift = 1 - offsets[0]
+                n = len(offsets)
                 self._starts = list(map(operator.add, offsets, range(shift, shift + n)))
             else:
                 self._starts = list(
@@ -129,9 +135,35 @@ class BatchScan:
                 )
         return self._starts
 
+    def _offsets(self) -> list[int] | None:
+        """The batch's line offsets when they are its lines' lengths laid end to end (a
+        tailer's own batch, whose offsets are computed on demand; a later split of the batch
+        reuses them). Offsets given by framing are positions in the file: None."""
+        return self.batch.line_offsets() if self.batch is not None else None
+
     def line_of(self, pos: int) -> int:
         """The index of the line holding position ``pos`` of :attr:`text`."""
+        if self._starts is None and self._hits < _FEW_HITS:
+            offsets = self._offsets()
+            if offsets is not None:
+                # A few hits: a bisection over the batch's offsets, without a list of starts.
+                self._hits += 1
+                shift = 1 - offsets[0]
+                return (
+                    bisect.bisect_right(
+                        range(len(offsets)), pos, key=lambda i: offsets[i] + i + shift
+                    )
+                    - 1
+                )
         return bisect.bisect_right(self.starts(), pos) - 1
+
+    def start(self, i: int) -> int:
+        """Where line ``i`` starts in :attr:`text`."""
+        if self._starts is None:
+            offsets = self._offsets()
+            if offsets is not None:
+                return offsets[i] - offsets[0] + 1 + i
+        return self.starts()[i]
 
     def lines_with(self, needle: bytes, found: set[int]) -> None:
         """Add to ``found`` every line whose classes hold ``needle`` (no ``,`` in it)."""
@@ -143,7 +175,7 @@ class BatchScan:
             found.add(i)
             if i + 1 >= n:
                 return
-            pos = classes.find(needle, self.starts()[i + 1])
+            pos = classes.find(needle, self.start(i + 1))
 
     def replaced(self, lines: list[bytes], changed: dict[int, bytes]) -> BatchScan:
         """The scan of ``lines``: these lines with ``changed`` put in (index -> new text)."""

@@ -111,9 +111,20 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     ts = batch.timestamps()
     offsets = batch.line_offsets()
     lines = list(batch.lines)
+    grown = 0
     for i, text in changed.items():
+        grown += len(text) - len(lines[i])
         lines[i] = text
-    out = _derived(batch, lines, offsets)
+    out = Batch(
+        batch.info,
+        lines,
+        batch.start_offset,
+        batch.end_offset,
+        batch.read_ns,
+        batch.telemetry,
+        offsets,
+    )
+    out.nbytes = batch.nbytes + grown  # what the sinks' request batching counts
     out._ts = ts
     return out
 

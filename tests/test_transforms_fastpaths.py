@@ -237,12 +237,13 @@ _mostly_valid = st.integers(0, 15).flatmap(
 @given(st.lists(_mostly_valid, min_size=1, max_size=6), st.sampled_from(["json", "auto"]))
 def test_level_codes_equal_the_full_parse(ls: list[bytes], fmt: str) -> None:
     batch = batch_of(ls, fmt)
-    found = level_codes(batch)
-    if found is not None:  # whenever the fast path answers, it answers what orjson would
-        values, codes = found
-        want = exact(batch)
-        assert [values[c] for c in codes] == want
-        assert values == list(dict.fromkeys(want))
+    for level_only in (False, True):
+        found = level_codes(batch, None, level_only)
+        if found is not None:  # whenever the fast path answers, it answers what orjson would
+            values, codes, _ = found
+            want = exact(batch)
+            assert [values[c] for c in codes] == want
+            assert values == list(dict.fromkeys(want))
 
 
 @settings(max_examples=300, deadline=None)
@@ -255,9 +256,9 @@ def test_level_codes_of_a_replaced_scan_equal_the_full_parse_of_the_new_lines(
     changed = {i: data.draw(_mostly_valid) for i in sorted(which)}
     new = [changed.get(i, line) for i, line in enumerate(old)]
     batch = batch_of(new)
-    found = level_codes(batch, BatchScan(old).replaced(new, changed))
+    found = level_codes(batch, BatchScan(old).replaced(new, changed), level_only=True)
     if found is not None:
-        values, codes = found
+        values, codes, _ = found
         assert [values[c] for c in codes] == exact(batch)
 
 
@@ -269,9 +270,10 @@ def test_level_codes_are_taken_for_ordinary_logs() -> None:
         b'{"ts":"2026-11-28T12:00:00.005Z","lvl":"warning","msg":"d"}',
         b'{"ts":"2026-11-28T12:00:00.006Z","msg":"no level"}',
     ]
-    assert level_codes(batch_of(ls)) == (["info", "warn", None], bytes([0, 1, 0, 1, 2]))
+    want = (["info", "warn", None], bytes([0, 1, 0, 1, 2]), True)
+    assert level_codes(batch_of(ls)) == level_codes(batch_of(ls), None, True) == want
     pino = [b'{"level":30,"msg":"a"}', b'{"level":50,"msg":"b"}']
-    assert level_codes(batch_of(pino)) == (["30", "50"], bytes([0, 1]))
+    assert level_codes(batch_of(pino), None, True) == (["30", "50"], bytes([0, 1]), False)
 
 
 def test_level_codes_leave_mixed_booleans_and_integers_to_the_column() -> None:

@@ -119,6 +119,7 @@ class Enricher:
         self.seen: dict[str, set[str]] = {f: set() for f in self.fields}
         self.refused: set[str] = set()
         self._infos: dict[Any, tuple[SourceInfo, SourceInfo]] = {}
+        self._level_only = True
 
     def _info(self, base: SourceInfo, extra: tuple[tuple[str, str], ...]) -> SourceInfo:
         """The merged info for a file's info and field values, made once and shared."""
@@ -159,10 +160,11 @@ class Enricher:
     ) -> dict[tuple[str | None, ...], list[int] | None] | None:
         """Groups by the level alone from the level codes (no column of strings); None
         when the batch needs the general path, empty when the label was refused."""
-        found = level_codes(batch, scan)
+        found = level_codes(batch, scan, self._level_only)
         if found is None:
             return None
-        values, codes = found
+        values, codes, missing = found
+        self._level_only = not missing  # this source's lines have a "level" key (or not)
         self._roll_window()
         if not self._admit("level", values):
             return {}

@@ -81,25 +81,27 @@ def level_column(
 
 
 def level_codes(
-    batch: Batch, scan: BatchScan | None = None
-) -> tuple[list[str | None], bytes] | None:
-    """The level column as its distinct values (first seen first) and one byte per line, the
-    index of the line's value; None when :func:`level_column` must answer instead.
+    batch: Batch, scan: BatchScan | None = None, level_only: bool = False
+) -> tuple[list[str | None], bytes, bool] | None:
+    """The level column as its distinct values (first seen first), one byte per line (the
+    index of the line's value), and whether a line had no ``level`` key (then ``lvl`` or
+    ``severity`` may give its level: ``level_only`` is worth trying again when not); None
+    when :func:`level_column` must answer instead.
 
     Grouping lines by level needs no list of level strings: the raw values are normalized
     once per distinct value, and each line's code is one C ``map`` over the raw values.
     """
     if batch._records is not None or batch.info.format not in ("json", "auto"):
         return None
-    found = raw_level_codes(batch.lines, scan)
+    found = raw_level_codes(batch.lines, scan, level_only)
     if found is None:
         return None
-    distinct, codes = found
+    distinct, codes, missing = found
     index: dict[str | None, int] = {}
     remap = bytes(index.setdefault(_LEVELS[v], len(index)) for v in distinct)
     if len(index) < len(distinct):  # raw values that mean one level ("INFO" and "info")
         codes = codes.translate(remap.ljust(256, b"\0"))
-    return list(index), codes
+    return list(index), codes, missing
 
 
 class LineFilter:

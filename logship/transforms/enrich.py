@@ -27,9 +27,9 @@ from logship.parsing.batch import Batch, SourceInfo
 from logship.transforms.batchops import (
     field_column,
     group_indices,
-    indices_by_code,
     parse_objects,
     select,
+    split_by_code,
 )
 from logship.transforms.filter import level_codes, level_column
 from logship.transforms.scan import BatchScan
@@ -155,10 +155,10 @@ class Enricher:
         )
         return False
 
-    def _level_groups(
+    def _level_parts(
         self, batch: Batch, scan: BatchScan | None
-    ) -> dict[tuple[str | None, ...], list[int] | None] | None:
-        """Groups by the level alone from the level codes (no column of strings); None
+    ) -> list[tuple[tuple[tuple[str, str], ...], Batch]] | None:
+        """The parts by the level alone, from the level codes (no column of strings); None
         when the batch needs the general path, empty when the label was refused."""
         found = level_codes(batch, scan, self._level_only)
         if found is None:
@@ -167,12 +167,12 @@ class Enricher:
         self._level_only = not missing  # this source's lines have a "level" key (or not)
         self._roll_window()
         if not self._admit("level", values):
-            return {}
-        if len(values) == 1:
-            return {(values[0],): None}
-        return {
-            (v,): idx for v, idx in zip(values, indices_by_code(codes, len(values)), strict=True)
-        }
+            return []
+        if len(values) > 1:
+            # Once for the whole batch, then cut per part: cheaper than once per part.
+            batch.timestamps()
+        parts = split_by_code(batch, codes, len(values))
+        return [(_extra(["level"], (v,)), part) for v, part in zip(values, parts, strict=True)]
 
     def _columns(
         self, batch: Batch, scan: BatchScan | None = None
@@ -193,40 +193,40 @@ class Enricher:
         self._roll_window()
         return [(f, col) for f, col in cols if self._admit(f, set(col))]
 
-    def _groups(
+    def _parts(
         self, batch: Batch, scan: BatchScan | None
-    ) -> tuple[list[str], dict[tuple[str | None, ...], list[int] | None]]:
-        """The label names and the line indices of each combination of their values (None:
-        every line)."""
+    ) -> list[tuple[tuple[tuple[str, str], ...], Batch]]:
+        """Each part with the labels its field values add (none: no part, the whole batch
+        goes without field labels)."""
         if [f for f in self.fields if f not in self.refused] == ["level"]:
-            fast = self._level_groups(batch, scan)
+            fast = self._level_parts(batch, scan)
             if fast is not None:
-                return (["level"] if fast else []), fast
+                return fast
         cols = self._columns(batch, scan)
         if not cols:
-            return [], {}
+            return []
         names = [f for f, _ in cols]
-        groups: dict[tuple[str | None, ...], list[int] | None] = {}
         if len(cols) == 1:
-            groups.update(((v,), idx) for v, idx in group_indices(cols[0][1]).items())
+            groups = {(v,): idx for v, idx in group_indices(cols[0][1]).items()}
         else:
-            groups.update(group_indices(list(zip(*(c for _, c in cols), strict=True))))
-        return names, groups
+            groups = group_indices(list(zip(*(c for _, c in cols), strict=True)))
+        if len(groups) == 1:
+            return [(_extra(names, next(iter(groups))), batch)]
+        batch.timestamps()  # once for the whole batch, then sliced per part
+        return [(_extra(names, values), select(batch, idx)) for values, idx in groups.items()]
 
     def apply(self, batch: Batch, scan: BatchScan | None = None) -> list[Batch]:
         """One part per label set; ``scan``: the batch's shared scan, if a step made one."""
-        names, groups = self._groups(batch, scan) if self.fields and batch.lines else ([], {})
-        if not groups:
+        parts = self._parts(batch, scan) if self.fields and batch.lines else []
+        if not parts:
             batch.info = self._info(batch.info, ())
             return [batch]
         base = batch.info
-        if len(groups) > 1:
-            # Once for the whole batch, then sliced per part: cheaper than once per part.
-            batch.timestamps()
-        parts = []
-        for values, idx in groups.items():
-            extra = tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))
-            part = select(batch, idx) if idx is not None and len(groups) > 1 else batch
+        for extra, part in parts:
             part.info = self._info(base, extra)
-            parts.append(part)
-        return parts
+        return [part for _, part in parts]
+
+
+def _extra(names: list[str], values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...]:
+    """The labels of one part: its field values, without the empty ones."""
+    return tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))

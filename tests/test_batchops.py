@@ -55,7 +55,7 @@ def test_lines_containing_finds_every_line_with_the_needle(
 
 @given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.booleans())
 def test_split_by_code_equals_selecting_each_codes_lines(raw: list[int], records: bool) -> None:
-    """Masks (up to four parts) or index lists (more) cut every column alike."""
+    """Every column is cut alike, records included."""
     order = list(dict.fromkeys(raw))  # codes numbered in first-seen order, every code used
     codes = bytes(order.index(c) for c in raw)
     lines = [b"line %d" % i for i in range(len(raw))]

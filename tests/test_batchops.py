@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logship.parsing.batch import Batch, SourceInfo
-from logship.transforms.batchops import LineStarts, group_indices, lines_containing
+from logship.transforms.batchops import (
+    LineStarts,
+    group_indices,
+    lines_containing,
+    select,
+    split_by_code,
+)
 
 VALUES = st.one_of(
     st.none(), st.sampled_from(["info", "warn", "error", "debug", ""]), st.integers(0, 12)
@@ -45,3 +51,27 @@ def test_lines_containing_finds_every_line_with_the_needle(
     found: set[int] = set()
     lines_containing(b"\n".join(lines), b"NEEDLE", lines, found, LineStarts(lines, batch))
     assert found == {i for i, line in enumerate(lines) if b"NEEDLE" in line}
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40), st.booleans())
+def test_split_by_code_equals_selecting_each_codes_lines(raw: list[int], records: bool) -> None:
+    """Every column is cut alike, records included."""
+    order = list(dict.fromkeys(raw))  # codes numbered in first-seen order, every code used
+    codes = bytes(order.index(c) for c in raw)
+    lines = [b"line %d" % i for i in range(len(raw))]
+    batch = Batch(SourceInfo("a", "/x", "json"), lines, 100, 200, 0)
+    batch.timestamps()
+    if records:
+        batch._records = [{"i": i} for i in range(len(raw))]
+    parts = split_by_code(batch, codes, len(order))
+    groups = list(naive_groups(list(codes)).values())
+    assert len(parts) == len(groups)
+    for part, idx in zip(parts, groups, strict=True):
+        want = select(batch, idx)
+        assert part.lines == want.lines
+        assert part.line_offsets() == want.line_offsets()
+        assert part.timestamps().seconds == want.timestamps().seconds
+        assert part.timestamps().fractions == want.timestamps().fractions
+        assert part._records == want._records
+        assert part.nbytes == want.nbytes
+        assert part.end_offset == batch.end_offset

@@ -50,9 +50,23 @@ def select(batch: Batch, keep: list[int]) -> Batch:
     return out
 
 
+def split_by_code(batch: Batch, codes: bytes, k: int) -> list[Batch]:
+    """One part per code ``0..k-1`` (one byte per line, every code used), lines in order.
+
+    Index lists and ``take`` per column: cutting each column with one ``compress`` pass per
+    code over a 0/1 mask was measured at ~230 instructions per line more with four codes.
+    """
+    if k == 1:
+        return [batch]
+    return [select(batch, idx) for idx in indices_by_code(codes, k)]
+
+
 def take(items: list[T], indices: list[int]) -> list[T]:
-    """``[items[i] for i in indices]`` as a C loop."""
-    return list(map(items.__getitem__, indices))
+    """``[items[i] for i in indices]`` as a C loop (``itemgetter``'s own loop: no call per
+    item, about a third cheaper than ``map`` of ``__getitem__``)."""
+    if len(indices) > 1:
+        return list(operator.itemgetter(*indices)(items))
+    return [items[i] for i in indices]
 
 
 # Table i maps byte i to 1 and every other byte to 0.
@@ -69,18 +83,30 @@ def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     n = len(column)
     if len(distinct) == 1:
         return {next(iter(distinct)): list(range(n))}
-    if len(distinct) <= 8:
+    if len(distinct) <= len(_ONE_CODE):
         # Each line's value as one byte (one dict lookup per line, in C), then per value a
         # translate to 0/1 bytes that ``compress`` reads without comparing objects.
         code = {v: i for i, v in enumerate(distinct)}
         codes = bytes(map(code.__getitem__, column))
-        return {
-            v: list(itertools.compress(range(n), codes.translate(_ONE_CODE[i])))
-            for v, i in code.items()
-        }
+        return dict(zip(code, indices_by_code(codes, len(code)), strict=True))
     groups: dict[Any, list[int]] = {}
     for i, v in enumerate(column):
         groups.setdefault(v, []).append(i)
+    return groups
+
+
+def indices_by_code(codes: bytes, k: int) -> list[list[int]]:
+    """Line indices of each code ``0..k-1`` (one byte per line), ascending."""
+    n = len(codes)
+    if k == 1:
+        return [list(range(n))]
+    if k <= len(_ONE_CODE):
+        # One list of the indices, shared by the passes: a range would make each int again.
+        every = list(range(n))
+        return [list(itertools.compress(every, codes.translate(t))) for t in _ONE_CODE[:k]]
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for i, c in enumerate(codes):
+        groups[c].append(i)
     return groups
 
 
@@ -96,9 +122,20 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     ts = batch.timestamps()
     offsets = batch.line_offsets()
     lines = list(batch.lines)
+    grown = 0
     for i, text in changed.items():
+        grown += len(text) - len(lines[i])
         lines[i] = text
-    out = _derived(batch, lines, offsets)
+    out = Batch(
+        batch.info,
+        lines,
+        batch.start_offset,
+        batch.end_offset,
+        batch.read_ns,
+        batch.telemetry,
+        offsets,
+    )
+    out.nbytes = batch.nbytes + grown  # what the sinks' request batching counts
     out._ts = ts
     return out
 

@@ -19,13 +19,20 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from logship.config.transforms import EnrichConfig
 from logship.parsing.batch import Batch, SourceInfo
-from logship.transforms.batchops import field_column, group_indices, parse_objects, select
-from logship.transforms.filter import level_column
+from logship.transforms.batchops import (
+    field_column,
+    group_indices,
+    parse_objects,
+    select,
+    split_by_code,
+)
+from logship.transforms.filter import level_codes, level_column
+from logship.transforms.scan import BatchScan
 
 log = logging.getLogger("logship.transforms")
 
@@ -112,6 +119,7 @@ class Enricher:
         self.seen: dict[str, set[str]] = {f: set() for f in self.fields}
         self.refused: set[str] = set()
         self._infos: dict[Any, tuple[SourceInfo, SourceInfo]] = {}
+        self._level_only = True
 
     def _info(self, base: SourceInfo, extra: tuple[tuple[str, str], ...]) -> SourceInfo:
         """The merged info for a file's info and field values, made once and shared."""
@@ -126,7 +134,49 @@ class Enricher:
         self._infos[key] = (base, info)  # holding base keeps its id from being reused
         return info
 
-    def _columns(self, batch: Batch) -> list[tuple[str, list[str | None]]]:
+    def _roll_window(self) -> None:
+        now = self.clock()
+        if now - self.window_start >= self.window:
+            self.window_start = now
+            for s in self.seen.values():
+                s.clear()
+
+    def _admit(self, f: str, values: Iterable[str | None]) -> bool:
+        """Whether field ``f`` stays a label after seeing ``values`` (the cardinality guard)."""
+        seen = self.seen[f]
+        seen.update(v for v in values if v is not None)
+        if len(seen) <= self.max_values:
+            return True
+        self.refused.add(f)
+        seen.clear()
+        log.warning(
+            "field label refused: too many distinct values; the field stays in records",
+            extra={"source": self.source, "field": f, "max_values": self.max_values},
+        )
+        return False
+
+    def _level_parts(
+        self, batch: Batch, scan: BatchScan | None
+    ) -> list[tuple[tuple[tuple[str, str], ...], Batch]] | None:
+        """The parts by the level alone, from the level codes (no column of strings); None
+        when the batch needs the general path, empty when the label was refused."""
+        found = level_codes(batch, scan, self._level_only)
+        if found is None:
+            return None
+        values, codes, missing = found
+        self._level_only = not missing  # this source's lines have a "level" key (or not)
+        self._roll_window()
+        if not self._admit("level", values):
+            return []
+        if len(values) > 1:
+            # Once for the whole batch, then cut per part: cheaper than once per part.
+            batch.timestamps()
+        parts = split_by_code(batch, codes, len(values))
+        return [(_extra(["level"], (v,)), part) for v, part in zip(values, parts, strict=True)]
+
+    def _columns(
+        self, batch: Batch, scan: BatchScan | None = None
+    ) -> list[tuple[str, list[str | None]]]:
         active = [f for f in self.fields if f not in self.refused]
         if not active:
             return []
@@ -136,48 +186,47 @@ class Enricher:
         cols: list[tuple[str, list[str | None]]] = []
         for f in active:
             if f == "level":
-                cols.append((f, level_column(batch, objs)))
+                cols.append((f, level_column(batch, objs, scan)))
                 continue
             src = objs if objs is not None else [r["fields"] for r in batch.records()]
             cols.append((f, field_column(src, f)))
-        now = self.clock()
-        if now - self.window_start >= self.window:
-            self.window_start = now
-            for s in self.seen.values():
-                s.clear()
-        kept = []
-        for f, col in cols:
-            seen = self.seen[f]
-            seen.update(v for v in set(col) if v is not None)
-            if len(seen) > self.max_values:
-                self.refused.add(f)
-                seen.clear()
-                log.warning(
-                    "field label refused: too many distinct values; the field stays in records",
-                    extra={"source": self.source, "field": f, "max_values": self.max_values},
-                )
-                continue
-            kept.append((f, col))
-        return kept
+        self._roll_window()
+        return [(f, col) for f, col in cols if self._admit(f, set(col))]
 
-    def apply(self, batch: Batch) -> list[Batch]:
-        cols = self._columns(batch) if self.fields and batch.lines else []
+    def _parts(
+        self, batch: Batch, scan: BatchScan | None
+    ) -> list[tuple[tuple[tuple[str, str], ...], Batch]]:
+        """Each part with the labels its field values add (none: no part, the whole batch
+        goes without field labels)."""
+        if [f for f in self.fields if f not in self.refused] == ["level"]:
+            fast = self._level_parts(batch, scan)
+            if fast is not None:
+                return fast
+        cols = self._columns(batch, scan)
         if not cols:
-            batch.info = self._info(batch.info, ())
-            return [batch]
+            return []
         names = [f for f, _ in cols]
         if len(cols) == 1:
             groups = {(v,): idx for v, idx in group_indices(cols[0][1]).items()}
         else:
             groups = group_indices(list(zip(*(c for _, c in cols), strict=True)))
+        if len(groups) == 1:
+            return [(_extra(names, next(iter(groups))), batch)]
+        batch.timestamps()  # once for the whole batch, then sliced per part
+        return [(_extra(names, values), select(batch, idx)) for values, idx in groups.items()]
+
+    def apply(self, batch: Batch, scan: BatchScan | None = None) -> list[Batch]:
+        """One part per label set; ``scan``: the batch's shared scan, if a step made one."""
+        parts = self._parts(batch, scan) if self.fields and batch.lines else []
+        if not parts:
+            batch.info = self._info(batch.info, ())
+            return [batch]
         base = batch.info
-        if len(groups) > 1:
-            # Once for the whole batch, then sliced per part: cheaper than once per part.
-            batch.timestamps()
-        parts = []
-        for values, idx in groups.items():
-            extra = tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))
-            part = select(batch, idx) if len(groups) > 1 else batch
+        for extra, part in parts:
             part.info = self._info(base, extra)
-            parts.append(part)
-        return parts
+        return [part for _, part in parts]
+
+
+def _extra(names: list[str], values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...]:
+    """The labels of one part: its field values, without the empty ones."""
+    return tuple((n, v) for n, v in zip(names, values, strict=True) if v not in (None, ""))

@@ -18,7 +18,8 @@ from logship.parsing.levels import normalize_level
 from logship.parsing.parsed import LEVEL_KEYS
 from logship.telemetry import Telemetry
 from logship.transforms.batchops import field_column, matching_lines, parse_objects, select
-from logship.transforms.jsonlevels import raw_levels
+from logship.transforms.jsonlevels import raw_level_codes, raw_levels
+from logship.transforms.scan import BatchScan
 
 
 class _Levels(dict[Any, str | None]):
@@ -48,17 +49,22 @@ def _level_of(obj: dict[str, Any] | None) -> str | None:
     return None
 
 
-def level_column(batch: Batch, objs: list[dict[str, Any] | None] | None = None) -> list[str | None]:
+def level_column(
+    batch: Batch,
+    objs: list[dict[str, Any] | None] | None = None,
+    scan: BatchScan | None = None,
+) -> list[str | None]:
     """The normalized level of each line (as in the normalized record); None without one.
 
     The common case, every line an object with a ``level`` key holding a string, is two C
-    ``map`` passes; other lines go through the per-line lookup of every level key.
+    ``map`` passes; other lines go through the per-line lookup of every level key. ``scan``
+    is the batch's shared scan when an earlier step (``redact``) made one.
     """
     if batch._records is not None:
         return [r["level"] for r in batch._records]
     if objs is None:
         # The formats parse_objects reads as JSON; raw_levels gives hashable values only.
-        raw = raw_levels(batch.lines) if batch.info.format in ("json", "auto") else None
+        raw = raw_levels(batch.lines, scan) if batch.info.format in ("json", "auto") else None
         if raw is not None:
             return list(map(_LEVELS.__getitem__, raw))
         objs = parse_objects(batch)
@@ -72,6 +78,30 @@ def level_column(batch: Batch, objs: list[dict[str, Any] | None] | None = None) 
             except TypeError:
                 pass
     return list(map(_level_of, objs))
+
+
+def level_codes(
+    batch: Batch, scan: BatchScan | None = None, level_only: bool = False
+) -> tuple[list[str | None], bytes, bool] | None:
+    """The level column as its distinct values (first seen first), one byte per line (the
+    index of the line's value), and whether a line had no ``level`` key (then ``lvl`` or
+    ``severity`` may give its level: ``level_only`` is worth trying again when not); None
+    when :func:`level_column` must answer instead.
+
+    Grouping lines by level needs no list of level strings: the raw values are normalized
+    once per distinct value, and each line's code is one C ``map`` over the raw values.
+    """
+    if batch._records is not None or batch.info.format not in ("json", "auto"):
+        return None
+    found = raw_level_codes(batch.lines, scan, level_only)
+    if found is None:
+        return None
+    distinct, codes, missing = found
+    index: dict[str | None, int] = {}
+    remap = bytes(index.setdefault(_LEVELS[v], len(index)) for v in distinct)
+    if len(index) < len(distinct):  # raw values that mean one level ("INFO" and "info")
+        codes = codes.translate(remap.ljust(256, b"\0"))
+    return list(index), codes, missing
 
 
 class LineFilter:

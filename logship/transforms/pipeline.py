@@ -38,6 +38,7 @@ from logship.transforms.filter import LineFilter
 from logship.transforms.ratelimit import RateLimiter
 from logship.transforms.redact import Redactor
 from logship.transforms.sample import Sampler
+from logship.transforms.scan import BatchScan
 
 log = logging.getLogger("logship.transforms")
 
@@ -90,9 +91,16 @@ class SourceChain:
 
     def apply(self, batch: Batch) -> list[Batch]:
         """The batch after every step: one part, or one per label set with field labels."""
+        # The batch's joined text and byte classes, made by the card-number rule and read by
+        # the level column (see scan.py); a step that replaces the lines makes it stale, which
+        # the readers see (it describes another list) and ignore.
+        scan: BatchScan | None = None
         for i, (kind, step) in enumerate(self.steps):
             try:
-                batch = step.apply(batch)
+                if isinstance(step, Redactor):
+                    batch, scan = step.apply_scanned(batch, scan)
+                else:
+                    batch = step.apply(batch)
             except Exception:
                 self.telemetry.transform_failed(self.source)
                 if i not in self._logged:
@@ -105,7 +113,7 @@ class SourceChain:
                     batch = select(batch, [])
         if self.enricher is not None:
             try:
-                return self.enricher.apply(batch)
+                return self.enricher.apply(batch, scan)
             except Exception:  # the lines still go, without the labels enrichment would add
                 self.telemetry.transform_failed(self.source)
                 if -1 not in self._logged:

@@ -40,6 +40,7 @@ from logship.transforms.batchops import (
     matching_lines,
     replace_lines,
 )
+from logship.transforms.scan import CLASSES, BatchScan, scan_of
 
 _TOKEN = rb"[A-Za-z0-9\-._~+/]+=*"
 
@@ -61,8 +62,8 @@ BUILTIN: dict[str, tuple[bytes, tuple[bytes, ...] | None]] = {
         rb"[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])",
         (b"aws_secret_access_key", b"AWS_SECRET_ACCESS_KEY"),
     ),
-    # The lookbehind refuses a start in the middle of a longer number (see _CARD_TABLE for the
-    # pre-check).
+    # The lookbehind refuses a start in the middle of a longer number (the pre-check is
+    # below the table).
     "card_number": (rb"[2-9](?<![0-9][2-9])(?:[ \-]?[0-9]){12,18}(?![0-9])", None),
     "email": (
         rb"(?<![A-Za-z0-9._%+\-])()[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
@@ -72,14 +73,11 @@ BUILTIN: dict[str, tuple[bytes, tuple[bytes, ...] | None]] = {
 }
 
 
-# Card numbers have no literal to look for. The batch is translated (one C pass) so that
-# digits, spaces and dashes become "0", newlines stay (a run never spans two lines) and
-# everything else becomes "x"; every card number is then a run of at least 13 "0"s, which
-# ``find`` locates. About 8x cheaper than a regex search of the batch on digit-heavy JSON logs
-# (timestamps, ids), where every digit would start a match attempt.
-_CARD_TABLE = bytes(
-    0x30 if chr(i) in "0123456789 -" else i if i == 0x0A else 0x78 for i in range(256)
-)
+# Card numbers have no literal to look for. The batch is translated (one C pass, shared with
+# the level column: logship/transforms/scan.py) so that digits, spaces and dashes (and "+")
+# become "0" and what separates lines does not; every card number is then a run of at least
+# 13 "0"s, which ``find`` locates. About 8x cheaper than a regex search of the batch on
+# digit-heavy JSON logs (timestamps, ids), where every digit would start a match attempt.
 _CARD_ANCHOR = b"0" * 13
 
 
@@ -141,9 +139,15 @@ class CardRule(Rule):
 
     def __init__(self, marker: bytes) -> None:
         pattern, _ = BUILTIN["card_number"]
-        super().__init__("card_number", pattern, (_CARD_ANCHOR,), marker, _CARD_TABLE)
+        super().__init__("card_number", pattern, (_CARD_ANCHOR,), marker, CLASSES)
         self.marker = marker
         self.quoted = b'"' + marker + b'"'
+
+    def scan_candidates(self, scan: BatchScan) -> list[int]:
+        """:meth:`candidates` from the batch's shared scan (its classes are this rule's table)."""
+        found: set[int] = set()
+        scan.lines_with(_CARD_ANCHOR, found)
+        return sorted(found)
 
     def sub(self, text: bytes) -> tuple[bytes, int]:
         count = 0
@@ -188,25 +192,36 @@ class Redactor:
 
     def __init__(self, cfg: RedactTransform, source: str, telemetry: Telemetry) -> None:
         self.rules = build_rules(cfg)
+        # The card rule reads the batch's shared scan; other rules their own joined text.
+        self.scans = any(isinstance(r, CardRule) for r in self.rules)
         self.source = source
         self.telemetry = telemetry
 
     def redact_lines(
-        self, lines: list[bytes], batch: Batch | None = None
+        self, lines: list[bytes], batch: Batch | None = None, scan: BatchScan | None = None
     ) -> tuple[dict[int, bytes], dict[str, int]]:
         """The changed lines by index, and how many secrets each rule replaced.
 
-        ``batch`` (the lines' batch) lends its line offsets to find the line of a hit.
+        ``batch`` (the lines' batch) lends its line offsets to find the line of a hit;
+        ``scan`` is the lines' shared scan when the caller has one.
         """
         changed: dict[int, bytes] = {}
         counts: dict[str, int] = {}
         if not lines:
             return changed, counts
-        joined = b"\n".join(lines)
-        starts = LineStarts(lines, batch)
+        joined: bytes | None = None
+        starts: LineStarts | None = None
         for rule in self.rules:
+            if isinstance(rule, CardRule):
+                scan = scan_of(lines, scan, batch)
+                candidates = rule.scan_candidates(scan)
+            else:
+                if joined is None:
+                    joined = b"\n".join(lines)
+                    starts = LineStarts(lines, batch)
+                candidates = rule.candidates(joined, lines, starts)
             total = 0
-            for i in rule.candidates(joined, lines, starts):
+            for i in candidates:
                 text = changed.get(i, lines[i])
                 new, n = rule.sub(text)
                 if n:
@@ -216,8 +231,18 @@ class Redactor:
                 counts[rule.name] = total
         return changed, counts
 
-    def apply(self, batch: Batch) -> Batch:
-        changed, counts = self.redact_lines(batch.lines, batch)
+    def apply_scanned(self, batch: Batch, scan: BatchScan | None) -> tuple[Batch, BatchScan | None]:
+        """:meth:`apply`, taking and giving the batch's shared scan (for a level column next)."""
+        lines = batch.lines
+        if scan is not None and scan.lines is not lines:
+            scan = None
+        if scan is None and self.scans:
+            scan = BatchScan(lines, batch)
+        changed, counts = self.redact_lines(lines, batch, scan)
         for name, n in counts.items():
             self.telemetry.redacted(self.source, name, n)
-        return replace_lines(batch, changed)
+        out = replace_lines(batch, changed)
+        return out, (scan.replaced(out.lines, changed) if scan is not None else None)
+
+    def apply(self, batch: Batch) -> Batch:
+        return self.apply_scanned(batch, None)[0]

@@ -404,3 +404,42 @@ def test_a_deeply_nested_line_is_kept_raw_not_a_failed_batch(fmt: str) -> None:
     assert len(actions) == 4  # two documents, each with its action line
     assert json.loads(actions[3])["message"] == "next"
     assert b.telemetry is not None and b.telemetry.sources["app"].malformed == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    first=hs.lists(_json_line | _odd_line, min_size=0, max_size=6),
+    second=hs.lists(_json_line | _odd_line, min_size=0, max_size=6),
+)
+def test_a_request_of_two_batches_is_the_previous_encoders_records_in_order(
+    first: list[bytes], second: list[bytes]
+) -> None:
+    """Each batch's records open with the previous record's end: the seams are exact."""
+    import es_previous_encoder
+
+    def batches() -> list[Batch]:
+        a = make_batch(first)
+        b = make_batch(second, identity="app:1:9", start=a.end_offset)
+        return [a, b]
+
+    body = sink().encode(batches()).body
+    try:
+        before = es_previous_encoder.encode("logs-%Y.%m.%d", batches())
+    except (ValueError, OverflowError):  # a time beyond year 9999
+        assume(False)
+    assert body.count(b"\n") == 2 * (len(first) + len(second))
+    rows = [json.loads(x) for x in body.split(b"\n")[:-1]]
+    assert rows == [json.loads(x) for x in before.split(b"\n")[:-1]]
+
+
+def test_a_line_without_level_in_a_batch_of_levels_takes_lvl_or_severity() -> None:
+    """The two-key decode of the usual batch falls back to every level key for all lines."""
+    lines = [
+        b'{"msg":"a","level":"warn"}',
+        b'{"msg":"b","lvl":"error"}',
+        b'{"msg":"c","severity":"debug","level":null}',
+        b'{"msg":"d","severity":"info"}',
+    ]
+    docs = [d for _, d in decode(sink().encode([make_batch(lines)]).body)]
+    assert [d["log"]["level"] for d in docs] == ["warn", "error", None, "info"]
+    assert [d["message"] for d in docs] == ["a", "b", "c", "d"]

@@ -237,6 +237,25 @@ def test_api_key_basic_and_gzip_against_the_fake(flavor: str, tmp_path: Path) ->
         assert len(es.docs) == 20
 
 
+def test_the_body_is_counted_in_the_memory_budget_while_in_flight() -> None:
+    """Tailers see a request body (~3x its lines) as used room until it is delivered."""
+    from logship.pipeline.budget import MemoryBudget
+
+    seen: list[tuple[int, int]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((budget.used, len(request.content)))
+        return httpx.Response(200, json={"errors": False, "items": []})
+
+    budget = MemoryBudget(1 << 20)
+    model = ElasticsearchSinkConfig.model_validate({"type": "elasticsearch", "url": "http://es"})
+    s = ElasticsearchSink("es", model, Telemetry(), httpx.MockTransport(answer))
+    s.budget = budget
+    deliver(s, make_batch([b'{"msg":"m%d","level":"info"}' % i for i in range(50)]))
+    assert len(seen) == 1 and seen[0][0] == seen[0][1] > 0
+    assert budget.used == 0 and budget.peak == seen[0][1]
+
+
 def test_a_server_error_item_is_resent_alone(tmp_path: Path) -> None:
     with FakeElasticsearch() as es:
         es.fail_items(2, 503)

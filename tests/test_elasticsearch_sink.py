@@ -380,6 +380,9 @@ _odd_line = hs.sampled_from(
         b'{"msg":"x"} trailing',
         b'{"level":1,"msg":"n"}',
         b'{"level":true,"msg":"b"}',
+        # Values under keys the document does not use are still decoded: kept raw as before.
+        b'{"msg":"a","level":"info","message":1e999}',
+        b'{"msg":"a","level":"info","lvl":1e999}',
     ]
 )
 
@@ -452,7 +455,7 @@ def test_a_request_of_two_batches_is_the_previous_encoders_records_in_order(
 
 
 def test_a_line_without_level_in_a_batch_of_levels_takes_lvl_or_severity() -> None:
-    """The two-key decode of the usual batch falls back to every level key for all lines."""
+    """The first level key present wins, line by line, in a batch where most have ``level``."""
     lines = [
         b'{"msg":"a","level":"warn"}',
         b'{"msg":"b","lvl":"error"}',

@@ -207,23 +207,9 @@ class RawMsgKeys(msgspec.Struct, gc=False):
     severity: Any = msgspec.UNSET
 
 
-class MsgLevel(msgspec.Struct, gc=False):
-    """:class:`RawMsgKeys` without the keys that only matter when ``msg`` or ``level`` is
-    absent: the usual batch has both, and each key the struct knows costs its decode.
-
-    A batch where some line has no ``level`` is decoded again with :class:`RawMsgKeys`
-    (``lvl`` or ``severity`` may name its level); a missing or non-string ``msg`` already
-    sends the batch to the slower paths.
-    """
-
-    msg: msgspec.Raw = _ABSENT
-    level: Any = msgspec.UNSET
-
-
 assert MESSAGE_KEYS == ("msg", "message") and LEVEL_KEYS == ("level", "lvl", "severity")
 _decode_keys = msgspec.json.Decoder(LineKeys).decode
 _decode_raw_msg = msgspec.json.Decoder(RawMsgKeys).decode
-_decode_msg_level = msgspec.json.Decoder(MsgLevel).decode
 _UNSET = msgspec.UNSET
 
 
@@ -270,9 +256,7 @@ _get_msg = operator.attrgetter("msg")
 _get_level = operator.attrgetter("level")
 
 
-def _raw_msgs(
-    lines: list[bytes], decode: Callable[[bytes], Any]
-) -> tuple[list[Any], list[Any]] | None:
+def _raw_msg_keys(lines: list[bytes]) -> tuple[list[Any], list[RawMsgKeys]] | None:
     """Each line's ``msg`` JSON string and keys, when every line is an object with one.
 
     Every step is a C loop over the batch: one decode per line, then one join of the
@@ -280,7 +264,7 @@ def _raw_msgs(
     already checked where it ends) and UTF-8.
     """
     try:  # a line that is not an object fails too: no need to look at first bytes
-        keys = list(map(decode, lines))
+        keys = list(map(_decode_raw_msg, lines))
     except (msgspec.DecodeError, RecursionError):
         return None
     msgs: list[Any] = list(map(_get_msg, keys))
@@ -296,19 +280,10 @@ def _raw_msgs(
     return msgs, keys
 
 
-def _cached_levels(keys: list[Any]) -> list[bytes]:
-    """Each line's level piece from its ``level`` value, one cached lookup per line.
-
-    Raises :class:`_NoLevelKey` when some line has no ``level`` key, and TypeError for an
-    unhashable value (the cache holds text and None only, so 1, True and 1.0 never hit it).
-    """
-    return list(map(_LEVELS.__getitem__, map(_get_level, keys)))
-
-
 def _level_column(keys: list[Any]) -> list[bytes]:
     """The level piece of each line: one cached lookup per line in the usual case."""
-    try:
-        return _cached_levels(keys)
+    try:  # the cache holds text and None only, so 1, True and 1.0 never hit it
+        return list(map(_LEVELS.__getitem__, map(_get_level, keys)))
     except (_NoLevelKey, TypeError):  # absent "level", or an unhashable value
         pass
     levels = list(map(_level_of, keys))
@@ -316,26 +291,6 @@ def _level_column(keys: list[Any]) -> list[bytes]:
         return list(map(_LEVELS.__getitem__, levels))
     except TypeError:
         return list(map(_level_piece, levels))
-
-
-def _msg_level_columns(lines: list[bytes]) -> tuple[list[Any], list[bytes]] | None:
-    """``message`` and level pieces of a batch whose lines all have a string ``msg``.
-
-    First with :class:`MsgLevel` (two keys: the usual batch), then, when a line has no
-    ``level`` key or an unhashable one, with :class:`RawMsgKeys`.
-    """
-    fast = _raw_msgs(lines, _decode_msg_level)
-    if fast is None:
-        return None
-    msgs, keys = fast
-    try:
-        return msgs, _cached_levels(keys)
-    except (_NoLevelKey, TypeError):
-        pass
-    full = _raw_msgs(lines, _decode_raw_msg)
-    if full is None:  # cannot be: the same lines decoded; kept for the type checker
-        return None
-    return full[0], _level_column(full[1])
 
 
 def record_columns(batch: Batch) -> tuple[list[Any], list[bytes], list[bytes]]:
@@ -349,9 +304,10 @@ def record_columns(batch: Batch) -> tuple[list[Any], list[bytes], list[bytes]]:
     n = len(lines)
     if batch.info.format == "raw":
         return json_strings(list(map(_decode, lines))), [_NO_LEVEL] * n, [_EMPTY] * n
-    fast = _msg_level_columns(lines)
+    fast = _raw_msg_keys(lines)
     if fast is not None:
-        return fast[0], fast[1], lines
+        msgs, raw_keys = fast
+        return msgs, _level_column(raw_keys), lines
     objs, malformed = _objects(batch)
     if malformed and batch.telemetry is not None:
         batch.telemetry.malformed(batch.info.source, malformed)

@@ -565,6 +565,7 @@ class Agent:
         dlq = DeadLetterFile(self.cfg.dead_letter) if self.cfg.dead_letter.path else None
         for name, scfg in self.cfg.sinks.items():
             self.sinks[name] = build_sink(name, scfg, self.telemetry, self.transport, dlq)
+            self.sinks[name].budget = self.budget
         for source in self.cfg.sources:
             self.routes[source] = [self.sinks[n] for n in self.cfg.sinks_for(source)]
         sink_tasks = [asyncio.create_task(s.run(), name=f"sink {n}") for n, s in self.sinks.items()]

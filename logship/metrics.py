@@ -256,7 +256,8 @@ CATALOGUE: tuple[MetricDoc, ...] = (
         "gauge",
         "By",
         (),
-        "Bytes of lines held between tailers and sinks (reserved by reads, freed on delivery).",
+        "Bytes of lines held between tailers and sinks (reserved by reads, freed on delivery), "
+        "and of Elasticsearch request bodies in flight.",
     ),
     MetricDoc(
         "logship_buffer_limit_bytes", "gauge", "By", (), "memory_limit: reading pauses here."

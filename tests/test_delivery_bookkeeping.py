@@ -83,6 +83,34 @@ def test_budget_lets_one_oversized_request_through_alone() -> None:
     assert asyncio.run(scenario()) == 1000
 
 
+def test_budget_hold_counts_without_waiting_and_blocks_readers_until_released() -> None:
+    """A held request body takes room at once, even past the bound, and gives it back."""
+
+    async def scenario() -> list[str]:
+        b = MemoryBudget(100)
+        events: list[str] = []
+        await b.acquire(60)
+        b.hold(70)  # past the bound: holding never waits
+        events.append(f"held used={b.used} peak={b.peak}")
+
+        async def reader() -> None:
+            await b.acquire(30)
+            events.append(f"reader acquired used={b.used}")
+
+        task = asyncio.create_task(reader())
+        await asyncio.sleep(0)
+        events.append(f"reader blocked={not task.done()}")
+        b.release(70)
+        await asyncio.wait_for(task, 5)
+        return events
+
+    assert asyncio.run(scenario()) == [
+        "held used=130 peak=130",
+        "reader blocked=True",
+        "reader acquired used=90",
+    ]
+
+
 def test_checkpoint_store_round_trip(tmp_path: Path) -> None:
     s = CheckpointStore(tmp_path)
     s.update("a:1:2", Checkpoint("/var/log/a.log", 1234, "4:abcd", True, 1e12))

@@ -237,6 +237,25 @@ def test_api_key_basic_and_gzip_against_the_fake(flavor: str, tmp_path: Path) ->
         assert len(es.docs) == 20
 
 
+def test_the_body_is_counted_in_the_memory_budget_while_in_flight() -> None:
+    """Tailers see a request body (~3x its lines) as used room until it is delivered."""
+    from logship.pipeline.budget import MemoryBudget
+
+    seen: list[tuple[int, int]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((budget.used, len(request.content)))
+        return httpx.Response(200, json={"errors": False, "items": []})
+
+    budget = MemoryBudget(1 << 20)
+    model = ElasticsearchSinkConfig.model_validate({"type": "elasticsearch", "url": "http://es"})
+    s = ElasticsearchSink("es", model, Telemetry(), httpx.MockTransport(answer))
+    s.budget = budget
+    deliver(s, make_batch([b'{"msg":"m%d","level":"info"}' % i for i in range(50)]))
+    assert len(seen) == 1 and seen[0][0] == seen[0][1] > 0
+    assert budget.used == 0 and budget.peak == seen[0][1]
+
+
 def test_a_server_error_item_is_resent_alone(tmp_path: Path) -> None:
     with FakeElasticsearch() as es:
         es.fail_items(2, 503)
@@ -361,6 +380,9 @@ _odd_line = hs.sampled_from(
         b'{"msg":"x"} trailing',
         b'{"level":1,"msg":"n"}',
         b'{"level":true,"msg":"b"}',
+        # Values under keys the document does not use are still decoded: kept raw as before.
+        b'{"msg":"a","level":"info","message":1e999}',
+        b'{"msg":"a","level":"info","lvl":1e999}',
     ]
 )
 
@@ -404,3 +426,42 @@ def test_a_deeply_nested_line_is_kept_raw_not_a_failed_batch(fmt: str) -> None:
     assert len(actions) == 4  # two documents, each with its action line
     assert json.loads(actions[3])["message"] == "next"
     assert b.telemetry is not None and b.telemetry.sources["app"].malformed == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    first=hs.lists(_json_line | _odd_line, min_size=0, max_size=6),
+    second=hs.lists(_json_line | _odd_line, min_size=0, max_size=6),
+)
+def test_a_request_of_two_batches_is_the_previous_encoders_records_in_order(
+    first: list[bytes], second: list[bytes]
+) -> None:
+    """Each batch's records open with the previous record's end: the seams are exact."""
+    import es_previous_encoder
+
+    def batches() -> list[Batch]:
+        a = make_batch(first)
+        b = make_batch(second, identity="app:1:9", start=a.end_offset)
+        return [a, b]
+
+    body = sink().encode(batches()).body
+    try:
+        before = es_previous_encoder.encode("logs-%Y.%m.%d", batches())
+    except (ValueError, OverflowError):  # a time beyond year 9999
+        assume(False)
+    assert body.count(b"\n") == 2 * (len(first) + len(second))
+    rows = [json.loads(x) for x in body.split(b"\n")[:-1]]
+    assert rows == [json.loads(x) for x in before.split(b"\n")[:-1]]
+
+
+def test_a_line_without_level_in_a_batch_of_levels_takes_lvl_or_severity() -> None:
+    """The first level key present wins, line by line, in a batch where most have ``level``."""
+    lines = [
+        b'{"msg":"a","level":"warn"}',
+        b'{"msg":"b","lvl":"error"}',
+        b'{"msg":"c","severity":"debug","level":null}',
+        b'{"msg":"d","severity":"info"}',
+    ]
+    docs = [d for _, d in decode(sink().encode([make_batch(lines)]).body)]
+    assert [d["log"]["level"] for d in docs] == ["warn", "error", None, "info"]
+    assert [d["message"] for d in docs] == ["a", "b", "c", "d"]

@@ -525,7 +525,8 @@ class AgentConfig(BaseModel):
     memory_limit: ByteSize = Field(
         ByteSize(32 * 1024 * 1024),
         description="Bytes of lines held between tailers and sinks (with ~64 bytes per line of "
-        "object overhead); reading stops at the bound. The process adds ~45 MiB (interpreter, "
+        "object overhead), and of Elasticsearch request bodies in flight; reading stops at the "
+        "bound. The process adds ~45 MiB (interpreter, "
         "libraries, requests in flight).",
     )
     drain_timeout: Duration = Field(

@@ -38,6 +38,16 @@ class MemoryBudget:
             self.peak = self.used
         return True
 
+    def hold(self, n: int) -> None:
+        """Count ``n`` bytes that already exist (a request body in flight), without waiting.
+
+        Tailers then find less room and read less until :meth:`release` gives it back. It
+        never waits: a sink waiting for room that only its own deliveries free would stall.
+        """
+        self.used += n
+        if self.used > self.peak:
+            self.peak = self.used
+
     def wake(self) -> None:
         """Let every waiter look at its ``give_up`` again."""
         self._changed.set()

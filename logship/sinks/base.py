@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from logship.parsing.batch import Batch
+from logship.pipeline.budget import MemoryBudget
 from logship.telemetry import Telemetry
 
 log = logging.getLogger("logship.sink")
@@ -49,6 +50,9 @@ class SinkWorker:
         self.closing = False  # no more input at all: finish the queue, then stop
         self.aborted = False  # stop retrying (drain timeout): leave the rest unacknowledged
         self.undelivered: str | None = None  # first reason a record was not delivered
+        # The agent's bound on bytes held (set by the agent); sinks whose encoded requests
+        # are much larger than their lines count those against it while in flight.
+        self.budget: MemoryBudget | None = None
 
     # -- input -------------------------------------------------------------------------
     def submit(self, batch: Batch) -> None:

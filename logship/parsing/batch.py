@@ -9,6 +9,7 @@ only for sinks that want them (stdout; field labels).
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +100,11 @@ class Batch:
         """Byte offset of each line's start (computed with C loops on demand)."""
         if self.offsets is None:
             # Each line is followed by its newline; every step runs in C (no lambda).
+            # operator.add over repeat(1): a C call per line, where a bound (1).__add__
+            # goes through a method wrapper (~150 instructions more per line).
             starts = itertools.accumulate(
-                map((1).__add__, map(len, self.lines[:-1])), initial=self.start_offset
+                map(operator.add, map(len, self.lines[:-1]), itertools.repeat(1)),
+                initial=self.start_offset,
             )
             self.offsets = list(starts)
         return self.offsets

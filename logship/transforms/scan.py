@@ -129,7 +129,7 @@ class BatchScan:
             else:
                 self._starts = list(
                     itertools.accumulate(
-                        map((2).__add__, map(len, self.lines[:-1])),
+                        map(operator.add, map(len, self.lines[:-1]), itertools.repeat(2)),
                         initial=1,
                     )
                 )

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from logship.config.ondemand import Nested, TaggedUnion
 from logship.config.transforms import EnrichConfig, TransformConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -45,7 +46,10 @@ Duration = Annotated[float, BeforeValidator(_parse_duration), Field(ge=0)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each model builds its validator when a config first uses it, and a parent refers to its
+    # children through `Nested` (logship/config/ondemand.py): a start validates only the
+    # models its config holds.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class BatchConfig(StrictModel):
@@ -112,15 +116,15 @@ HttpUrlStr = Annotated[
 
 class HttpSinkBase(StrictModel):
     url: HttpUrlStr
-    tls: TlsConfig = Field(default_factory=TlsConfig)
-    basic_auth: BasicAuthConfig | None = None
+    tls: Nested[TlsConfig] = Field(default_factory=TlsConfig)
+    basic_auth: Nested[BasicAuthConfig] | None = None
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     timeout: Duration = Field(10.0, description="Per-request timeout.")
     max_in_flight: int = Field(4, ge=1, le=64, description="Requests sent concurrently.")
-    batch: BatchConfig = Field(default_factory=BatchConfig)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
+    batch: Nested[BatchConfig] = Field(default_factory=BatchConfig)
+    retry: Nested[RetryConfig] = Field(default_factory=RetryConfig)
 
     @model_validator(mode="after")
     def _one_auth(self) -> HttpSinkBase:
@@ -245,7 +249,7 @@ class StdoutSinkConfig(StrictModel):
 
 SinkConfig = Annotated[
     LokiSinkConfig | ElasticsearchSinkConfig | OtlpSinkConfig | StdoutSinkConfig,
-    Field(discriminator="type"),
+    TaggedUnion("type"),
 ]
 
 
@@ -369,14 +373,14 @@ class SourceConfig(StrictModel):
     regex: str | None = Field(
         None, description="For format regex: a Python pattern whose named groups become fields."
     )
-    timestamp: TimestampConfig = Field(default_factory=TimestampConfig)
+    timestamp: Nested[TimestampConfig] = Field(default_factory=TimestampConfig)
     level_field: str | None = Field(
         None, description="Field holding the level; null: level, lvl or severity."
     )
     message_field: str | None = Field(
         None, description="Field holding the message; null: msg or message, else the whole line."
     )
-    multiline: MultilineConfig | None = Field(
+    multiline: Nested[MultilineConfig] | None = Field(
         None, description="Group lines into records (stack traces); null: one line, one record."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Static labels.")
@@ -392,7 +396,7 @@ class SourceConfig(StrictModel):
         default_factory=list,
         description="Steps applied in order to every batch (logship/config/transforms.py).",
     )
-    enrich: EnrichConfig | None = Field(
+    enrich: Nested[EnrichConfig] | None = Field(
         None, description="Labels added to every line: host, pod identity, record fields."
     )
 
@@ -515,9 +519,9 @@ class AgentConfig(BaseModel):
     importing it costs about as much CPU as shipping 40,000 lines.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    sources: dict[str, SourceConfig] = Field(min_length=1)
+    sources: dict[str, Nested[SourceConfig]] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(min_length=1)
     checkpoint_dir: Path | None = Field(
         None, description="Where checkpoints live; null keeps none (restart from start_at)."
@@ -532,13 +536,13 @@ class AgentConfig(BaseModel):
         30.0, description="On SIGTERM, how long to keep delivering what was read."
     )
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
-    tailing: TailingConfig = Field(default_factory=TailingConfig)
-    http: HttpConfig = Field(default_factory=HttpConfig)
-    reload: ReloadConfig = Field(default_factory=ReloadConfig)
-    otlp_metrics: OtlpMetricsConfig | None = Field(
+    tailing: Nested[TailingConfig] = Field(default_factory=TailingConfig)
+    http: Nested[HttpConfig] = Field(default_factory=HttpConfig)
+    reload: Nested[ReloadConfig] = Field(default_factory=ReloadConfig)
+    otlp_metrics: Nested[OtlpMetricsConfig] | None = Field(
         None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
     )
-    dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    dead_letter: Nested[DeadLetterConfig] = Field(default_factory=DeadLetterConfig)
 
     @model_validator(mode="after")
     def _routes_exist(self) -> AgentConfig:

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from logship.config.ondemand import Nested, TaggedUnion
+
 RedactRule = Literal[
     "bearer",
     "url_password",
@@ -41,8 +43,8 @@ Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
 class _Strict(BaseModel):
-    # Validators are built with SourceConfig's, not once more per model at import: every
-    # start-up imports these models, configured or not.
+    # Built when a config first uses the model (see logship/config/ondemand.py): every start
+    # imports these models, configured or not.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
@@ -166,7 +168,7 @@ class RedactTransform(_Strict):
         default_factory=lambda: list(REDACT_RULES),
         description="Built-in rules; the default is all of them.",
     )
-    custom: list[CustomRedaction] = Field(default_factory=list, description="Extra rules.")
+    custom: list[Nested[CustomRedaction]] = Field(default_factory=list, description="Extra rules.")
     marker: str = Field("[REDACTED]", description="What a secret is replaced with.")
 
     _mark = field_validator("marker")(lambda v: _check_marker(v))
@@ -218,7 +220,7 @@ TransformConfig = Annotated[
     | RedactTransform
     | SampleTransform
     | RateLimitTransform,
-    Field(discriminator="type"),
+    TaggedUnion("type"),
 ]
 
 DEFAULT_POD_ENV = {
@@ -251,7 +253,7 @@ class KubernetesEnrich(_Strict):
 
 class EnrichConfig(_Strict):
     host: str | None = Field(None, description="Label name for the host name; null adds none.")
-    kubernetes: KubernetesEnrich | None = Field(
+    kubernetes: Nested[KubernetesEnrich] | None = Field(
         None, description="Pod identity labels; null reads nothing."
     )
     field_labels: list[str] = Field(

@@ -1,0 +1,28 @@
+"""Start-up: garbage collection is off while the command starts, and back on for the agent."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+from logship.cli import _started
+
+
+def test_the_command_module_turns_garbage_collection_off_while_starting() -> None:
+    probe = "import gc, logship.__main__; print(gc.isenabled())"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
+def test_started_freezes_what_start_up_allocated_and_turns_collection_back_on() -> None:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _started()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        if not was_enabled:
+            gc.disable()

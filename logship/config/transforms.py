@@ -168,7 +168,7 @@ class RedactTransform(_Strict):
         default_factory=lambda: list(REDACT_RULES),
         description="Built-in rules; the default is all of them.",
     )
-    custom: list[Nested[CustomRedaction]] = Field(default_factory=list, description="Extra rules.")
+    custom: list[Nested[CustomRedaction]] = Field(default=[], description="Extra rules.")
     marker: str = Field("[REDACTED]", description="What a secret is replaced with.")
 
     _mark = field_validator("marker")(lambda v: _check_marker(v))
@@ -257,7 +257,7 @@ class EnrichConfig(_Strict):
         None, description="Pod identity labels; null reads nothing."
     )
     field_labels: list[str] = Field(
-        default_factory=list, description="Record fields (dotted paths) that become labels."
+        default=[], description="Record fields (dotted paths) that become labels."
     )
     max_values: int = Field(
         100, ge=1, description="A field label with more distinct values per window is dropped."

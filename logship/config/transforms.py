@@ -5,10 +5,8 @@ options live in one file. Regular expressions are compiled here, at load time, s
 pattern is a config error naming its field, never a failure while shipping.
 """
 
-from __future__ import annotations
-
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -95,7 +93,7 @@ class _Filter(_Strict):
         return [x for x in out if x is not None] or None
 
     @model_validator(mode="after")
-    def _some_condition(self) -> _Filter:
+    def _some_condition(self) -> Self:
         if self.values is not None and self.field is None:
             raise ValueError("values needs field")
         if self.level is None and self.field is None and self.regex is None:
@@ -143,7 +141,7 @@ class CustomRedaction(_Strict):
     _check = field_validator("regex")(lambda v: _check_regex(v))
 
     @model_validator(mode="after")
-    def _template(self) -> CustomRedaction:
+    def _template(self) -> Self:
         """Only group references (``\\1``, ``\\g<name>``) and ``\\\\`` may follow a backslash."""
         if self.replacement is None:
             return self
@@ -174,7 +172,7 @@ class RedactTransform(_Strict):
     _mark = field_validator("marker")(lambda v: _check_marker(v))
 
     @model_validator(mode="after")
-    def _some_rule(self) -> RedactTransform:
+    def _some_rule(self) -> Self:
         if not self.rules and not self.custom:
             raise ValueError("no rules: give rules or custom")
         names = [c.name for c in self.custom]

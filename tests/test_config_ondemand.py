@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import BaseModel
 
-from logship.config import ConfigError, build_config, effective_config
+from logship.config import ConfigError, build_config, effective_config, model
 from logship.config.model import AgentConfig, LokiSinkConfig
+from logship.config.ondemand import defaults
 
 TAIL = {
     "sources": {"tail": {"include": ["/var/log/app.log"]}},
@@ -26,13 +28,37 @@ def test_a_loki_config_builds_no_other_sink_transform_or_enrich_model() -> None:
         "mods = [model.ElasticsearchSinkConfig, model.OtlpSinkConfig, model.StdoutSinkConfig, "
         "model.MultilineConfig, model.BasicAuthConfig, model.OtlpMetricsConfig, "
         "transforms.DropTransform, transforms.RedactTransform, transforms.EnrichConfig, "
+        "model.TlsConfig, model.TimestampConfig, model.TailingConfig, model.HttpConfig, "
+        "model.ReloadConfig, model.DeadLetterConfig, "
         "model.LokiSinkConfig, model.BatchConfig, model.SourceConfig]; "
         "print(' '.join(str(m.__pydantic_complete__) for m in mods))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     built = out.stdout.split()
-    assert built[:9] == ["False"] * 9, out.stdout
-    assert built[9:] == ["True"] * 3, out.stdout
+    # Models left at their defaults are made without their validators, too.
+    assert built[:15] == ["False"] * 15, out.stdout
+    assert built[15:] == ["True"] * 3, out.stdout
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        model.TlsConfig,
+        model.BatchConfig,
+        model.RetryConfig,
+        model.TimestampConfig,
+        model.TailingConfig,
+        model.HttpConfig,
+        model.ReloadConfig,
+        model.DeadLetterConfig,
+    ],
+)
+def test_a_default_nested_model_is_the_one_validation_makes(cls: type[BaseModel]) -> None:
+    made = defaults(cls)()
+    validated = cls.model_validate({})
+    assert made == validated
+    assert made.model_dump() == validated.model_dump()
+    assert made.model_fields_set == validated.model_fields_set == set()
 
 
 def test_nested_errors_keep_their_full_field_path() -> None:

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from logship.config.ondemand import Nested, TaggedUnion
+from logship.config.ondemand import Nested, TaggedUnion, defaults
 from logship.config.transforms import EnrichConfig, TransformConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -118,15 +118,15 @@ HttpUrlStr = Annotated[
 
 class HttpSinkBase(StrictModel):
     url: HttpUrlStr
-    tls: Nested[TlsConfig] = Field(default_factory=TlsConfig)
+    tls: Nested[TlsConfig] = Field(default_factory=defaults(TlsConfig))
     basic_auth: Nested[BasicAuthConfig] | None = None
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     headers: dict[str, str] = Field(default={}, description="Extra request headers.")
     timeout: Duration = Field(10.0, description="Per-request timeout.")
     max_in_flight: int = Field(4, ge=1, le=64, description="Requests sent concurrently.")
-    batch: Nested[BatchConfig] = Field(default_factory=BatchConfig)
-    retry: Nested[RetryConfig] = Field(default_factory=RetryConfig)
+    batch: Nested[BatchConfig] = Field(default_factory=defaults(BatchConfig))
+    retry: Nested[RetryConfig] = Field(default_factory=defaults(RetryConfig))
 
     @model_validator(mode="after")
     def _one_auth(self) -> Self:
@@ -375,7 +375,7 @@ class SourceConfig(StrictModel):
     regex: str | None = Field(
         None, description="For format regex: a Python pattern whose named groups become fields."
     )
-    timestamp: Nested[TimestampConfig] = Field(default_factory=TimestampConfig)
+    timestamp: Nested[TimestampConfig] = Field(default_factory=defaults(TimestampConfig))
     level_field: str | None = Field(
         None, description="Field holding the level; null: level, lvl or severity."
     )
@@ -538,13 +538,13 @@ class AgentConfig(BaseModel):
         30.0, description="On SIGTERM, how long to keep delivering what was read."
     )
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
-    tailing: Nested[TailingConfig] = Field(default_factory=TailingConfig)
-    http: Nested[HttpConfig] = Field(default_factory=HttpConfig)
-    reload: Nested[ReloadConfig] = Field(default_factory=ReloadConfig)
+    tailing: Nested[TailingConfig] = Field(default_factory=defaults(TailingConfig))
+    http: Nested[HttpConfig] = Field(default_factory=defaults(HttpConfig))
+    reload: Nested[ReloadConfig] = Field(default_factory=defaults(ReloadConfig))
     otlp_metrics: Nested[OtlpMetricsConfig] | None = Field(
         None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
     )
-    dead_letter: Nested[DeadLetterConfig] = Field(default_factory=DeadLetterConfig)
+    dead_letter: Nested[DeadLetterConfig] = Field(default_factory=defaults(DeadLetterConfig))
 
     @model_validator(mode="after")
     def _routes_exist(self) -> Self:

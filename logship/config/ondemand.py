@@ -16,6 +16,7 @@ unknown or missing tag with pydantic's own error types (``union_tag_invalid``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -88,6 +89,16 @@ def _json_schema(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchem
     models: tuple[type[BaseModel], ...] = schema.get("metadata", {})[_MODELS]
     parts = [handler(m.__pydantic_core_schema__) for m in models]
     return parts[0] if len(parts) == 1 else {"oneOf": parts}
+
+
+def defaults(model: type[_M]) -> Callable[[], _M]:
+    """A ``default_factory`` for a nested model: the instance ``model()`` would make.
+
+    pydantic does not validate defaults, so ``model_construct()`` fills in the same values
+    without building the model's validator, which is then built only if a config sets one of
+    its fields (a lambda: pydantic would pass a one-argument factory the validated data).
+    """
+    return lambda: model.model_construct()
 
 
 Nested = Annotated[_M, OnDemand()]

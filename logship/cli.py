@@ -115,8 +115,10 @@ def _run_agent(
     if config_path is not None and not once:
         from logship.reload import Supervisor
 
+        _started()
         agent = Supervisor(cfg, config_path, adjust=adjust)
     else:
+        _started()
         agent = Agent(cfg, once=once)
     metrics = endpoints = None
     if cfg.http.listen is not None or cfg.otlp_metrics is not None:
@@ -159,6 +161,19 @@ def _run_agent(
     if result.exit_code != 0:
         click.echo(f"logship: {result.reason}", err=True)
     _exit_now(result.exit_code)
+
+
+def _started() -> None:
+    """Start-up is over: turn garbage collection back on (``logship/__main__.py`` turned it off).
+
+    What the imports and the config allocated lives as long as the process; frozen, it is left
+    out of every later collection. Frozen before any agent exists, so that nothing a reload
+    replaces is kept.
+    """
+    import gc
+
+    gc.freeze()
+    gc.enable()
 
 
 def _exit_now(code: int) -> None:
@@ -448,6 +463,7 @@ def parse(
     except ConfigError as e:
         _config_error(e)
     assert source_name is not None
+    _started()
     preview = Preview(cfg, source_name, sys.stdout.buffer, path)
     try:
         stats = preview.run(sys.stdin.buffer)

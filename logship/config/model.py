@@ -6,11 +6,9 @@ default. Every model forbids unknown keys so that a typo is an error that names
 the field instead of a setting that silently does nothing.
 """
 
-from __future__ import annotations
-
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -23,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from logship.config.ondemand import Nested, TaggedUnion, defaults
 from logship.config.transforms import EnrichConfig, TransformConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -45,7 +44,14 @@ Duration = Annotated[float, BeforeValidator(_parse_duration), Field(ge=0)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each model builds its validator when a config first uses it, and a parent refers to its
+    # children through `Nested` (logship/config/ondemand.py): a start validates only the
+    # models its config holds. Empty dict and list defaults are `default={}` / `default=[]`
+    # (pydantic copies them for each instance), not `default_factory=dict`: pydantic reads a
+    # factory's signature, and a builtin's is parsed with tokenize (~0.014 G per start). This
+    # module (like transforms.py) has no `from __future__ import annotations`: pydantic would
+    # compile each annotation string at class creation (~0.01 G per start).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class BatchConfig(StrictModel):
@@ -81,7 +87,7 @@ class TlsConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _key_needs_cert(self) -> TlsConfig:
+    def _key_needs_cert(self) -> Self:
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("key_file is set but cert_file is not")
         return self
@@ -93,7 +99,7 @@ class BasicAuthConfig(StrictModel):
     password_file: Path | None = Field(None, description="Read the password from this file.")
 
     @model_validator(mode="after")
-    def _one_password(self) -> BasicAuthConfig:
+    def _one_password(self) -> Self:
         if (self.password is None) == (self.password_file is None):
             raise ValueError("set exactly one of password or password_file")
         return self
@@ -112,18 +118,18 @@ HttpUrlStr = Annotated[
 
 class HttpSinkBase(StrictModel):
     url: HttpUrlStr
-    tls: TlsConfig = Field(default_factory=TlsConfig)
-    basic_auth: BasicAuthConfig | None = None
+    tls: Nested[TlsConfig] = Field(default_factory=defaults(TlsConfig))
+    basic_auth: Nested[BasicAuthConfig] | None = None
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[str, str] = Field(default={}, description="Extra request headers.")
     timeout: Duration = Field(10.0, description="Per-request timeout.")
     max_in_flight: int = Field(4, ge=1, le=64, description="Requests sent concurrently.")
-    batch: BatchConfig = Field(default_factory=BatchConfig)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
+    batch: Nested[BatchConfig] = Field(default_factory=defaults(BatchConfig))
+    retry: Nested[RetryConfig] = Field(default_factory=defaults(RetryConfig))
 
     @model_validator(mode="after")
-    def _one_auth(self) -> HttpSinkBase:
+    def _one_auth(self) -> Self:
         given = [
             n
             for n in ("basic_auth", "bearer_token", "bearer_token_file")
@@ -143,9 +149,9 @@ class LokiSinkConfig(HttpSinkBase):
     )
     compression: Literal["none", "gzip"] = Field("none", description="Only with encoding: json.")
     tenant_id: str | None = Field(None, description="Sent as X-Scope-OrgID.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Static stream labels.")
+    labels: dict[str, str] = Field(default={}, description="Static stream labels.")
     label_fields: list[str] = Field(
-        default_factory=list, description="Record fields promoted to stream labels."
+        default=[], description="Record fields promoted to stream labels."
     )
     filename_label: bool = Field(True, description="Add the source path as label `filename`.")
 
@@ -161,7 +167,7 @@ class LokiSinkConfig(HttpSinkBase):
         return v
 
     @model_validator(mode="after")
-    def _gzip_json_only(self) -> LokiSinkConfig:
+    def _gzip_json_only(self) -> Self:
         if self.compression == "gzip" and self.encoding != "json":
             raise ValueError("compression: gzip applies to encoding: json (protobuf uses snappy)")
         return self
@@ -186,7 +192,7 @@ class OtlpSinkConfig(HttpSinkBase):
         "unknown_service.",
     )
     resource_attributes: dict[str, str] = Field(
-        default_factory=dict,
+        default={},
         description="Static resource attributes; they override detected ones and source labels.",
     )
 
@@ -226,7 +232,7 @@ class ElasticsearchSinkConfig(HttpSinkBase):
         return v
 
     @model_validator(mode="after")
-    def _one_key(self) -> ElasticsearchSinkConfig:
+    def _one_key(self) -> Self:
         given = [
             n
             for n in ("basic_auth", "bearer_token", "bearer_token_file", "api_key", "api_key_file")
@@ -245,7 +251,7 @@ class StdoutSinkConfig(StrictModel):
 
 SinkConfig = Annotated[
     LokiSinkConfig | ElasticsearchSinkConfig | OtlpSinkConfig | StdoutSinkConfig,
-    Field(discriminator="type"),
+    TaggedUnion("type"),
 ]
 
 
@@ -281,7 +287,7 @@ class MultilineConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _preset_or_pattern(self) -> MultilineConfig:
+    def _preset_or_pattern(self) -> Self:
         if self.preset is not None:
             if self.mode is not None or self.pattern is not None:
                 raise ValueError("set either preset, or mode and pattern, not both")
@@ -358,7 +364,7 @@ class TimestampConfig(StrictModel):
 
 class SourceConfig(StrictModel):
     include: list[str] = Field(min_length=1, description="Glob patterns; `**` spans folders.")
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns to skip.")
+    exclude: list[str] = Field(default=[], description="Glob patterns to skip.")
     format: LineFormat = Field(
         "auto",
         description="auto (JSON objects and logfmt lines parsed, other lines raw), json, "
@@ -369,17 +375,17 @@ class SourceConfig(StrictModel):
     regex: str | None = Field(
         None, description="For format regex: a Python pattern whose named groups become fields."
     )
-    timestamp: TimestampConfig = Field(default_factory=TimestampConfig)
+    timestamp: Nested[TimestampConfig] = Field(default_factory=defaults(TimestampConfig))
     level_field: str | None = Field(
         None, description="Field holding the level; null: level, lvl or severity."
     )
     message_field: str | None = Field(
         None, description="Field holding the message; null: msg or message, else the whole line."
     )
-    multiline: MultilineConfig | None = Field(
+    multiline: Nested[MultilineConfig] | None = Field(
         None, description="Group lines into records (stack traces); null: one line, one record."
     )
-    labels: dict[str, str] = Field(default_factory=dict, description="Static labels.")
+    labels: dict[str, str] = Field(default={}, description="Static labels.")
     start_at: Literal["beginning", "end"] = Field(
         "end", description="Where to start in files present at startup without a checkpoint."
     )
@@ -389,10 +395,10 @@ class SourceConfig(StrictModel):
         description="Skip files not modified for this long (until they change); null reads all.",
     )
     transforms: list[TransformConfig] = Field(
-        default_factory=list,
+        default=[],
         description="Steps applied in order to every batch (logship/config/transforms.py).",
     )
-    enrich: EnrichConfig | None = Field(
+    enrich: Nested[EnrichConfig] | None = Field(
         None, description="Labels added to every line: host, pod identity, record fields."
     )
 
@@ -410,7 +416,7 @@ class SourceConfig(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _regex_with_format(self) -> SourceConfig:
+    def _regex_with_format(self) -> Self:
         if self.format == "regex" and self.regex is None:
             raise ValueError("format is regex but no `regex` pattern is set")
         if self.format != "regex" and self.regex is not None:
@@ -502,7 +508,7 @@ class OtlpMetricsConfig(StrictModel):
     interval: Duration = Field(60.0, gt=0, description="How often the metrics are pushed.")
     timeout: Duration = Field(5.0, description="Per-push timeout.")
     headers: dict[str, SecretStr] = Field(
-        default_factory=dict,
+        default={},
         description="Extra request headers, e.g. Authorization (masked by check-config).",
     )
 
@@ -515,9 +521,9 @@ class AgentConfig(BaseModel):
     importing it costs about as much CPU as shipping 40,000 lines.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    sources: dict[str, SourceConfig] = Field(min_length=1)
+    sources: dict[str, Nested[SourceConfig]] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(min_length=1)
     checkpoint_dir: Path | None = Field(
         None, description="Where checkpoints live; null keeps none (restart from start_at)."
@@ -533,16 +539,16 @@ class AgentConfig(BaseModel):
         30.0, description="On SIGTERM, how long to keep delivering what was read."
     )
     checkpoint_interval: Duration = Field(1.0, description="How often checkpoints are saved.")
-    tailing: TailingConfig = Field(default_factory=TailingConfig)
-    http: HttpConfig = Field(default_factory=HttpConfig)
-    reload: ReloadConfig = Field(default_factory=ReloadConfig)
-    otlp_metrics: OtlpMetricsConfig | None = Field(
+    tailing: Nested[TailingConfig] = Field(default_factory=defaults(TailingConfig))
+    http: Nested[HttpConfig] = Field(default_factory=defaults(HttpConfig))
+    reload: Nested[ReloadConfig] = Field(default_factory=defaults(ReloadConfig))
+    otlp_metrics: Nested[OtlpMetricsConfig] | None = Field(
         None, description="Also push the agent's metrics over OTLP/HTTP; null pushes nothing."
     )
-    dead_letter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    dead_letter: Nested[DeadLetterConfig] = Field(default_factory=defaults(DeadLetterConfig))
 
     @model_validator(mode="after")
-    def _routes_exist(self) -> AgentConfig:
+    def _routes_exist(self) -> Self:
         for name, src in self.sources.items():
             for sink in src.sinks or []:
                 if sink not in self.sinks:

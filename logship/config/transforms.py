@@ -5,10 +5,8 @@ options live in one file. Regular expressions are compiled here, at load time, s
 pattern is a config error naming its field, never a failure while shipping.
 """
 
-from __future__ import annotations
-
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -18,6 +16,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from logship.config.ondemand import Nested, TaggedUnion
 
 RedactRule = Literal[
     "bearer",
@@ -41,8 +41,8 @@ Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
 class _Strict(BaseModel):
-    # Validators are built with SourceConfig's, not once more per model at import: every
-    # start-up imports these models, configured or not.
+    # Built when a config first uses the model (see logship/config/ondemand.py): every start
+    # imports these models, configured or not.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
@@ -93,7 +93,7 @@ class _Filter(_Strict):
         return [x for x in out if x is not None] or None
 
     @model_validator(mode="after")
-    def _some_condition(self) -> _Filter:
+    def _some_condition(self) -> Self:
         if self.values is not None and self.field is None:
             raise ValueError("values needs field")
         if self.level is None and self.field is None and self.regex is None:
@@ -141,7 +141,7 @@ class CustomRedaction(_Strict):
     _check = field_validator("regex")(lambda v: _check_regex(v))
 
     @model_validator(mode="after")
-    def _template(self) -> CustomRedaction:
+    def _template(self) -> Self:
         """Only group references (``\\1``, ``\\g<name>``) and ``\\\\`` may follow a backslash."""
         if self.replacement is None:
             return self
@@ -166,13 +166,13 @@ class RedactTransform(_Strict):
         default_factory=lambda: list(REDACT_RULES),
         description="Built-in rules; the default is all of them.",
     )
-    custom: list[CustomRedaction] = Field(default_factory=list, description="Extra rules.")
+    custom: list[Nested[CustomRedaction]] = Field(default=[], description="Extra rules.")
     marker: str = Field("[REDACTED]", description="What a secret is replaced with.")
 
     _mark = field_validator("marker")(lambda v: _check_marker(v))
 
     @model_validator(mode="after")
-    def _some_rule(self) -> RedactTransform:
+    def _some_rule(self) -> Self:
         if not self.rules and not self.custom:
             raise ValueError("no rules: give rules or custom")
         names = [c.name for c in self.custom]
@@ -218,7 +218,7 @@ TransformConfig = Annotated[
     | RedactTransform
     | SampleTransform
     | RateLimitTransform,
-    Field(discriminator="type"),
+    TaggedUnion("type"),
 ]
 
 DEFAULT_POD_ENV = {
@@ -251,11 +251,11 @@ class KubernetesEnrich(_Strict):
 
 class EnrichConfig(_Strict):
     host: str | None = Field(None, description="Label name for the host name; null adds none.")
-    kubernetes: KubernetesEnrich | None = Field(
+    kubernetes: Nested[KubernetesEnrich] | None = Field(
         None, description="Pod identity labels; null reads nothing."
     )
     field_labels: list[str] = Field(
-        default_factory=list, description="Record fields (dotted paths) that become labels."
+        default=[], description="Record fields (dotted paths) that become labels."
     )
     max_values: int = Field(
         100, ge=1, description="A field label with more distinct values per window is dropped."

@@ -303,12 +303,15 @@ class Agent:
                 st = e.stat()
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) == (dev, ino) and e.is_file() and st.st_size > offset:
+            if (st.st_dev, st.st_ino) != (dev, ino) or not e.is_file():
+                continue
+            replaced = self._content_replaced(key, e.path, st.st_size, offset)
+            if st.st_size > offset or replaced:
                 log.info(
                     "reading the rest of a file rotated away",
-                    extra={"path": e.path, "was": old_path, "offset": offset},
+                    extra={"path": e.path, "was": old_path, "offset": 0 if replaced else offset},
                 )
-                if partial is not None:  # resume exactly where the closed tailer stopped
+                if partial is not None and not replaced:  # resume where the tailer stopped
                     self.resume_at[key] = (offset, partial, e.path)
                 self._start_tailer(Match(source, e.path, dev, ino, st.st_size), startup=True)
                 t = self.tailers.get(key)
@@ -316,6 +319,26 @@ class Agent:
                     t.release()
                     return True
         return False
+
+    def _content_replaced(self, key: str, path: str, size: int, offset: int) -> bool:
+        """Whether a file's content is not what ``offset`` was read in: cut below it, or its
+        head changed (cut and rewritten, maybe to fewer bytes, while nobody watched). Then
+        it is read from its start (:meth:`_start_tailer` sees the fingerprint differ)."""
+        if size < offset:
+            return True
+        acks = self.tracker.files.get(key)
+        cp = self.store.get(key)
+        expected = acks.fingerprint if acks is not None else cp.fingerprint if cp else None
+        if not expected or expected.startswith("0:"):
+            return False
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            return not fingerprint_matches(fd, expected)
+        finally:
+            os.close(fd)
 
     def _recover_rotated(self, found: dict[str, Match]) -> None:
         """At start: checkpointed files rotated away while the agent was down."""

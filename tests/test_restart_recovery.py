@@ -73,6 +73,31 @@ def test_file_rotated_away_while_stopped_with_no_new_file_yet_is_read(
     _stop(second)
 
 
+def test_file_truncated_rewritten_and_rotated_while_stopped_is_read_from_its_start(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    """Found by the model-based test: the checkpoint pointed past the end of the rotated
+    file's new, shorter content, so nothing of it was read (lines lost)."""
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, [])
+    first = _follow(agents, log, state)
+    old = [f"old line {i:03d} " + "x" * 40 for i in range(20)]
+    write_lines(log, old)
+    wait_until(lambda: messages(first) == old, 30, "the first lines")
+    _stop(first)
+    # While stopped: the file is cut, gets fewer bytes than the checkpoint's offset, and is
+    # rotated away with a new file under the live name.
+    os.truncate(log, 0)
+    new = ["new one", "new two", "new three"]
+    write_lines(log, new)
+    log.rename(tmp_path / "app.log.1")
+    write_lines(log, [])
+    second = _follow(agents, log, state)
+    wait_until(lambda: messages(second) == new, 30, "the lines written after the cut")
+    _stop(second)
+    assert messages(second) == new
+
+
 def test_copytruncate_copy_is_not_read_again_after_restarts(
     tmp_path: Path, agents: Callable[..., AgentProcess]
 ) -> None:

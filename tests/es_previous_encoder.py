@@ -254,7 +254,8 @@ class BulkEncoder:
             msgs, levels, fields = record_columns(b)
             offsets = b.line_offsets()
             crcs = map(zlib.crc32, b.lines)
-            id_format = document_id_prefix(b) + b"-%x-%08x"
+            # The id's layout changed once (CRC before a decimal offset), before any release.
+            id_format = document_id_prefix(b) + b"-%08x%d"
             info = b.info
             tail = (
                 b',"file":{"path":'
@@ -265,7 +266,7 @@ class BulkEncoder:
             )
             parts: list[bytes] = [b""] * (STRIDE * n)
             parts[0::STRIDE] = map(self.action_prefix.__getitem__, ts.seconds)
-            parts[1::STRIDE] = map(id_format.__mod__, zip(offsets, crcs, strict=True))
+            parts[1::STRIDE] = map(id_format.__mod__, zip(crcs, offsets, strict=True))
             parts[2::STRIDE] = [b'"}}\n{"@timestamp":"'] * n
             parts[3::STRIDE] = map(_SECONDS.__getitem__, ts.seconds)
             parts[4::STRIDE] = map(_FRACTIONS.__getitem__, ts.fractions)  # + "message" key

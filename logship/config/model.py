@@ -529,7 +529,7 @@ class AgentConfig(BaseModel):
         None, description="Where checkpoints live; null keeps none (restart from start_at)."
     )
     memory_limit: ByteSize = Field(
-        ByteSize(32 * 1024 * 1024),
+        ByteSize(16 * 1024 * 1024),
         description="Bytes of lines held between tailers and sinks (with ~64 bytes per line of "
         "object overhead), and of Elasticsearch request bodies in flight; reading stops at the "
         "bound. The process adds ~45 MiB (interpreter, "

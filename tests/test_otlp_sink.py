@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fakes.otlp import JSON, PROTOBUF, BadRequest, decode_request, plain
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -568,3 +569,92 @@ def test_typed_caches_stay_bounded_with_ever_new_level_words() -> None:
     # Without the reset at 50,000 words, four batches would leave 80,000 of each.
     assert len(enc._level_ids) <= 50_000 + n
     assert len(enc._prefixes) <= 50_000 + n
+
+
+# -- the current encoder against the previous one (tests/otlp_previous_encoder.py) -------
+def _records_by_resource(body: bytes) -> list[tuple[bytes, bytes, list[bytes]]]:
+    """Each ResourceLogs as (resource, scope, its records as bytes in sorted order).
+
+    Re-serialized by the official classes, so two encoders agree here exactly when their
+    records carry the same fields with the same values and attributes in the same order;
+    the order of records inside a request is free (they are grouped by shape).
+    """
+    out = []
+    for rl in decode(body).resource_logs:
+        for sl in rl.scope_logs:
+            recs = sorted(r.SerializeToString(deterministic=True) for r in sl.log_records)
+            out.append((rl.resource.SerializeToString(deterministic=True), sl.scope.name, recs))
+    return sorted(out, key=repr)  # type: ignore[arg-type]
+
+
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=5,
+)
+_mixed_objects = st.dictionaries(
+    st.sampled_from(KEYS) | st.text(max_size=4),
+    _any_json | level_words | st.sampled_from(["stdout", "stderr", "2026-11-28T12:00:00.5Z"]),
+    max_size=6,
+)
+_odd_bytes = st.sampled_from(
+    [
+        b"not json",
+        b'{"msg":"a","x":[1,}',
+        b"[1,2]",
+        b'"just a string"',
+        b"",
+        b'{"msg":"\xff bad utf-8"}',
+        b'{"msg":"\xed\xa0\x80 surrogate"}',
+        b'{"msg":"\\ud800 lone escape","level":"info"}',
+        b'{"msg":"\\u00e9\\ud83d\\ude00\\/","level":"\\u0049NFO"}',
+        b'{"msg":1e999}',
+        b'{"msg":"x"} trailing',
+        b'{"level":1,"msg":"n"}',
+        b'{"level":true,"msg":"b"}',
+        b'{"msg":"big","status":18446744073709551616}',
+        b'{"msg":"deep","a":{"b":{"c":[1,2.5,null,"s"]}}}',
+    ]
+)
+
+
+@st.composite
+def _previous_encoder_cases(draw: st.DrawFn) -> tuple[list[bytes], str]:
+    """Uniform batches (the typed path), mixed shapes, odd lines, or all of them."""
+    kind = draw(st.sampled_from(["uniform", "mixed"]))
+    if kind == "uniform":
+        lines, _ = draw(uniform_batches())
+    else:
+        pick = st.builds(
+            lambda o, a: json.dumps(o, ensure_ascii=a).encode(), _mixed_objects, st.booleans()
+        )
+        lines = draw(st.lists(pick | _odd_bytes, min_size=1, max_size=12))
+    return lines, draw(st.sampled_from(["auto", "json", "raw"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_previous_encoder_cases(), st.sampled_from([{}, {"pod": "p-1"}]))
+def test_requests_decode_to_those_of_the_previous_encoder(
+    case: tuple[list[bytes], str], labels: dict[str, str]
+) -> None:
+    """The faster encoder's requests carry exactly the records the previous one sent."""
+    import otlp_previous_encoder
+
+    lines, fmt = case
+    old = otlp_previous_encoder.RecordEncoder({"host.name": "node-1"}, {})
+    new = encoder()
+    for _ in range(2):  # the second round runs on warm caches
+        before, n_before = old.encode_protobuf([batch(lines, labels, fmt)])
+        after, n_after = new.encode_protobuf([batch(lines, labels, fmt)])
+        assert n_after == n_before == len(lines)
+        try:
+            want = _records_by_resource(before)
+        except DecodeError:  # a line of invalid UTF-8 sent as a string: both must do so
+            with pytest.raises(DecodeError):
+                _records_by_resource(after)
+            continue
+        assert _records_by_resource(after) == want

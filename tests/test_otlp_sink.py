@@ -566,7 +566,13 @@ def test_typed_caches_stay_bounded_with_ever_new_level_words() -> None:
         assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
             (w, f"m{w}") for w in words
         )
-    # Without the reset at 50,000 words, four batches would leave 80,000 of each.
+    # Without the reset at 50,000 entries, four batches would leave 80,000 words (each with
+    # its own cache of prefixes by body length).
+    entries = sum(
+        len(by_level) + sum(map(len, by_level.values()))
+        for by_level in enc._level_prefixes.values()
+    )
+    assert 0 < entries <= 2 * (50_000 + n)
     assert len(enc._level_ids) <= 50_000 + n
     assert len(enc._prefixes) <= 50_000 + n
 

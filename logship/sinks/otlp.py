@@ -266,12 +266,16 @@ class _ValueAttr(dict[Any, bytes]):
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
+        # Every size a field of this cache ever had (kept across clears): when there is
+        # one, a column's fields are known to be of that size without measuring them.
+        self.sizes: set[int] = set()
 
     def __missing__(self, v: Any) -> bytes:
         out = len_field(6, key_value(self.key, v))
         if len(self) > _MAX_CACHE:
             self.clear()
         self[v] = out
+        self.sizes.add(len(out))
         return out
 
 
@@ -317,6 +321,42 @@ class _Prefixes(dict[int, bytes]):
             sev = _SEVERITY[self.words[level_id]]
         head = _BODY_HEAD[body_len]
         v = self[key] = _RECORD_HEAD[len(sev) + len(head) + body_len + rest] + sev + head
+        return v
+
+
+class _BodyPrefixes(dict[int, bytes]):
+    """Body length -> record header, severity fields and body header of a record.
+
+    One per (severity fields, size of the rest of the record): a batch whose records
+    share the rest's size finds each record's prefix by two lookups (level word, then
+    body length) instead of computing a key per record.
+    """
+
+    def __init__(self, sev: bytes, rest: int, budget: list[int]) -> None:
+        super().__init__()
+        self.sev = sev
+        self.rest = rest
+        self.budget = budget  # entries made in all of them, for RecordEncoder to bound
+
+    def __missing__(self, n: int) -> bytes:
+        head = _BODY_HEAD[n]
+        v = _RECORD_HEAD[len(self.sev) + len(head) + n + self.rest] + self.sev + head
+        self[n] = v
+        self.budget[0] += 1
+        return v
+
+
+class _LevelPrefixes(dict[str, _BodyPrefixes]):
+    """Level word -> its :class:`_BodyPrefixes`, for one size of the rest of a record."""
+
+    def __init__(self, rest: int, budget: list[int]) -> None:
+        super().__init__()
+        self.rest = rest
+        self.budget = budget
+
+    def __missing__(self, word: str) -> _BodyPrefixes:
+        v = self[word] = _BodyPrefixes(_SEVERITY[word], self.rest, self.budget)
+        self.budget[0] += 1
         return v
 
 
@@ -374,6 +414,9 @@ class RecordEncoder:
         self._level_ids: dict[str, int] = {}
         self._level_codes: dict[int, _LevelCodes] = {}
         self._prefixes = _Prefixes(self._level_ids)
+        self._prefix_budget = [0]
+        self._level_prefixes: dict[int, _LevelPrefixes] = {}
+        self._plain_prefixes: dict[int, _BodyPrefixes] = {}
         scope = len_field(1, SCOPE_NAME.encode()) + len_field(2, __version__.encode())
         self._scope_field = len_field(1, scope)
 
@@ -555,28 +598,14 @@ class RecordEncoder:
         body_lens = list(map(len, body))
         packer = struct.Struct("<" + "".join(fixed.formats))
         packed = list(map(packer.pack, *fixed.args))
-        if len(self._prefixes) > _MAX_CACHE:
-            self._prefixes.clear()
-        if len(self._level_ids) > _MAX_CACHE or len(self._level_codes) > 1_000:
-            self._level_ids.clear()
-            self._level_codes.clear()
-            self._prefixes = _Prefixes(self._level_ids)
-        base = _KEY_REST * packer.size
-        if level_key is None:
-            pkeys = list(map(base.__add__, body_lens))
-        else:
-            codes = self._level_codes.get(base)
-            if codes is None:
-                codes = self._level_codes[base] = _LevelCodes(self._level_ids, base)
-            pkeys = list(map(operator.add, body_lens, map(codes.__getitem__, column[level_key])))
-        if fixed.lengths:
-            rest = (
-                fixed.lengths[0]
-                if len(fixed.lengths) == 1
-                else map(sum, zip(*fixed.lengths, strict=True))
+        if not fixed.lengths:  # the rest of every record has one size
+            prefixes = self._same_rest_prefixes(
+                packer.size, body_lens, None if level_key is None else column[level_key]
             )
-            pkeys = list(map(operator.add, pkeys, map(_KEY_REST.__mul__, rest)))
-        prefixes = list(map(self._prefixes.__getitem__, pkeys))
+        else:
+            prefixes = self._prefixes_by_key(
+                packer.size, body_lens, None if level_key is None else column[level_key], fixed
+            )
         pieces = [prefixes, body, *fixed.pieces, packed]
         stride = len(pieces)
         parts: list[bytes] = [b""] * (len(lines) * stride)
@@ -585,6 +614,52 @@ class RecordEncoder:
         out.extend(parts)
         size = sum(map(len, prefixes)) + sum(body_lens) + packer.size * len(lines)
         return size + sum(map(sum, fixed.lengths))
+
+    def _same_rest_prefixes(
+        self, rest: int, body_lens: list[int], levels: Sequence[str] | None
+    ) -> list[bytes]:
+        """Each record's prefix by two lookups: its level word's cache, then its body length."""
+        if self._prefix_budget[0] > _MAX_CACHE:
+            self._prefix_budget[0] = 0
+            self._level_prefixes.clear()
+            self._plain_prefixes.clear()
+        if levels is None:
+            plain = self._plain_prefixes.get(rest)
+            if plain is None:
+                plain = self._plain_prefixes[rest] = _BodyPrefixes(b"", rest, self._prefix_budget)
+            return list(map(plain.__getitem__, body_lens))
+        by_level = self._level_prefixes.get(rest)
+        if by_level is None:
+            by_level = self._level_prefixes[rest] = _LevelPrefixes(rest, self._prefix_budget)
+        return list(map(_BodyPrefixes.__getitem__, map(by_level.__getitem__, levels), body_lens))
+
+    def _prefixes_by_key(
+        self, size: int, body_lens: list[int], levels: Sequence[str] | None, fixed: _Columns
+    ) -> list[bytes]:
+        """Each record's prefix from one integer key (the rest's size varies by record)."""
+        if len(self._prefixes) > _MAX_CACHE:
+            self._prefixes.clear()
+        if len(self._level_ids) > _MAX_CACHE or len(self._level_codes) > 1_000:
+            self._level_ids.clear()
+            self._level_codes.clear()
+            self._prefixes = _Prefixes(self._level_ids)
+        base = _KEY_REST * size
+        if levels is None:
+            pkeys = list(map(base.__add__, body_lens))
+        else:
+            codes = self._level_codes.get(base)
+            if codes is None:
+                codes = self._level_codes[base] = _LevelCodes(self._level_ids, base)
+            pkeys = list(map(operator.add, body_lens, map(codes.__getitem__, levels)))
+        if fixed.lengths:
+            rest = (
+                fixed.lengths[0]
+                if len(fixed.lengths) == 1
+                else map(sum, zip(*fixed.lengths, strict=True))
+            )
+            pkeys = list(map(operator.add, pkeys, map(_KEY_REST.__mul__, rest)))
+        prefixes = list(map(self._prefixes.__getitem__, pkeys))
+        return prefixes
 
     def _typed_attribute(self, name: str, kind: type, col: Sequence[Any], cols: _Columns) -> None:
         """One attribute column of one JSON type; fixed-size ones join the packed piece."""
@@ -615,6 +690,9 @@ class RecordEncoder:
             if vcache is None:
                 vcache = caches[name] = _ValueAttr(name)
             fields = list(map(vcache.__getitem__, col))
+            if len(vcache.sizes) == 1:  # every field this cache made has one size
+                cols.fixed(f"{len(fields[0])}s", fields)
+                return
             lens = list(map(len, fields))
             if lens.count(lens[0]) == n:
                 cols.fixed(f"{lens[0]}s", fields)

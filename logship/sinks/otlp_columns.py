@@ -95,7 +95,7 @@ class ColumnDecoder:
         else:  # a tuple per line, then one tuple per key (no lists: the encoder only reads)
             cols = list(zip(*map(msgspec.structs.astuple, objs), strict=True))
         for i in shape.floats:
-            if set(map(type, cols[i])) != {float}:
+            if operator.countOf(map(type, cols[i]), float) != len(objs):
                 return None
         return keys, kinds, cols
 

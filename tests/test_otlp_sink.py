@@ -664,3 +664,21 @@ def test_requests_decode_to_those_of_the_previous_encoder(
                 _records_by_resource(after)
             continue
         assert _records_by_resource(after) == want
+
+
+def test_level_words_learned_by_a_shape_and_new_ones_still_decoded() -> None:
+    """A shape decodes its known level words as cached strings; a new word is not lost."""
+    enc = encoder()
+    first = [b'{"level":"info","msg":"a"}', b'{"level":"debug","msg":"b"}']
+    then = [b'{"level":"info","msg":"c"}', b'{"level":"NOTICE","msg":"d"}']
+    many = [b'{"level":"w%d","msg":"e"}' % i for i in range(100)]  # more than are learned
+    for lines in (first, first, then, then, many, many):
+        check_batch(lines)
+        body, _ = enc.encode_protobuf([batch(lines)])
+        records = decode(body).resource_logs[0].scope_logs[0].log_records
+        assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
+            (json.loads(x)["level"], json.loads(x)["msg"]) for x in lines
+        )
+    (shape,) = (s for s in enc._columns._shapes.values() if s is not None)
+    assert {"info", "debug", "NOTICE"} <= shape.words
+    assert len(shape.words) <= 64

@@ -682,3 +682,18 @@ def test_level_words_learned_by_a_shape_and_new_ones_still_decoded() -> None:
     (shape,) = (s for s in enc._columns._shapes.values() if s is not None)
     assert {"info", "debug", "NOTICE"} <= shape.words
     assert len(shape.words) <= 64
+
+
+@pytest.mark.parametrize("ts", [b"-1", b'"2600-01-01T00:00:00Z"', b'"1960-01-01T00:00:00Z"'])
+def test_a_time_outside_fixed64_is_sent_as_zero(ts: bytes) -> None:
+    lines = [b'{"ts":%s,"msg":"far"}' % ts, b'{"ts":1764331200,"msg":"near"}']
+    check_batch(lines)
+    (record, near) = sorted(
+        decode(encoder().encode_protobuf([batch(lines)])[0])
+        .resource_logs[0]
+        .scope_logs[0]
+        .log_records,
+        key=lambda r: r.time_unix_nano,
+    )
+    assert record.time_unix_nano == 0 and plain(record.body) == "far"
+    assert near.time_unix_nano == 1764331200 * NS

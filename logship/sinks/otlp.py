@@ -40,6 +40,7 @@ import logging
 import operator
 import socket
 import struct
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, cast
@@ -467,7 +468,9 @@ class RecordEncoder:
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
         ns = b.timestamps().ns()
-        if min(ns) < 0 or max(ns) > _U64:
+        try:
+            array("Q", ns)  # one C pass that fails on a time outside fixed64
+        except OverflowError:
             ns = list(map(_time_field, ns))
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines

@@ -615,7 +615,8 @@ class RecordEncoder:
         for j, piece in enumerate(pieces):
             parts[j::stride] = piece
         out.extend(parts)
-        size = sum(map(len, prefixes)) + sum(body_lens) + packer.size * len(lines)
+        # The prefixes' total size: one C join of short pieces costs less than a len() each.
+        size = len(b"".join(prefixes)) + sum(body_lens) + packer.size * len(lines)
         return size + sum(map(sum, fixed.lengths))
 
     def _same_rest_prefixes(
@@ -669,13 +670,14 @@ class RecordEncoder:
         n = len(col)
         if kind is str:
             enc = _utf8(col)
-            lens = list(map(len, enc))
             cache = self._str_heads.get(name)
             if cache is None:
                 cache = self._str_heads[name] = _str_attr_head(name)
-            if lens.count(lens[0]) == n:  # ids, fixed-format times: one header
-                cols.fixed(f"{len(cache[lens[0]])}s{lens[0]}s", repeat(cache[lens[0]]), enc)
+            size = _one_size(enc)
+            if size is not None:  # ids, fixed-format times: one header
+                cols.fixed(f"{len(cache[size])}s{size}s", repeat(cache[size]), enc)
             else:
+                lens = list(map(len, enc))
                 cols.varying(list(map(cache.__getitem__, lens)))
                 cols.varying(enc, lens)
         elif kind is float:
@@ -866,6 +868,23 @@ class RecordEncoder:
 def _time_field(ns: int) -> int:
     """A time outside fixed64 (before 1970, after 2554) is sent as 0: "unknown"."""
     return ns if 0 <= ns <= _U64 else 0
+
+
+def _one_size(pieces: list[bytes]) -> int | None:
+    """The size of every piece when they all have one, else None; C loops only.
+
+    Joined with NUL separators, the pieces all have size ``k`` exactly when the joined
+    bytes hold no other NUL and every ``k + 1``-th byte is one (no ``len()`` per piece);
+    pieces holding a NUL are measured one by one.
+    """
+    n = len(pieces)
+    k = len(pieces[0])
+    joined = b"\0".join(pieces)
+    if len(joined) != n * (k + 1) - 1:
+        return None
+    if joined.count(0) == n - 1 and joined[k :: k + 1] == bytes(n - 1):
+        return k
+    return k if len(set(map(len, pieces))) == 1 else None  # a piece holds a NUL
 
 
 def _utf8(col: Sequence[Any]) -> list[bytes]:

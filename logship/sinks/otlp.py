@@ -873,18 +873,16 @@ def _time_field(ns: int) -> int:
 def _one_size(pieces: list[bytes]) -> int | None:
     """The size of every piece when they all have one, else None; C loops only.
 
-    Joined with NUL separators, the pieces all have size ``k`` exactly when the joined
-    bytes hold no other NUL and every ``k + 1``-th byte is one (no ``len()`` per piece);
-    pieces holding a NUL are measured one by one.
+    The pieces are UTF-8, which never holds the byte 0xFF: joined with 0xFF between
+    them, they all have size ``k`` exactly when every ``k + 1``-th byte is a 0xFF (no
+    ``len()`` per piece).
     """
     n = len(pieces)
     k = len(pieces[0])
-    joined = b"\0".join(pieces)
-    if len(joined) != n * (k + 1) - 1:
-        return None
-    if joined.count(0) == n - 1 and joined[k :: k + 1] == bytes(n - 1):
+    joined = b"\xff".join(pieces)
+    if len(joined) == n * (k + 1) - 1 and joined[k :: k + 1] == b"\xff" * (n - 1):
         return k
-    return k if len(set(map(len, pieces))) == 1 else None  # a piece holds a NUL
+    return None
 
 
 def _utf8(col: Sequence[Any]) -> list[bytes]:

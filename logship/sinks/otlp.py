@@ -40,7 +40,6 @@ import logging
 import operator
 import socket
 import struct
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, cast
@@ -468,10 +467,15 @@ class RecordEncoder:
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
         ns = b.timestamps().ns()
+        mark = len(out)
         try:
-            array("Q", ns)  # one C pass that fails on a time outside fixed64
-        except OverflowError:
-            ns = list(map(_time_field, ns))
+            return self._records(b, ns, out)
+        except struct.error:  # packing a time outside fixed64: no check of every time first
+            del out[mark:]
+            return self._records(b, list(map(_time_field, ns)), out)
+
+    def _records(self, b: Batch, ns: list[int], out: list[bytes]) -> int:
+        """:meth:`_batch_records` with times that may not fit fixed64 (``struct.error``)."""
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
         if b.info.format != "raw":

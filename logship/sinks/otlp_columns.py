@@ -113,7 +113,11 @@ class ColumnDecoder:
         shape = self._shapes[shape_key] if known else self._shape(keys, kinds)
         if shape is None:
             return None
-        joined = b"".join((b"[", b",\n".join(lines), b"]"))
+        # One copy of the lines: the brackets go on the first and last line's copies.
+        if len(lines) == 1:
+            joined = b"[" + lines[0] + b"]"
+        else:
+            joined = b",\n".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
         objs = None
         if shape.decode_words is not None:
             try:

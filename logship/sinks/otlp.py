@@ -25,9 +25,11 @@ anything else (nested values, mixed types) is written value by value.
 When every line of a batch has the same keys with one scalar JSON type per key (one
 logger), the batch is not parsed into dicts at all: :mod:`logship.sinks.otlp_columns`
 decodes it into typed columns in one msgspec call, and each record is then a cached
-prefix (record header, severity and body header, found by one integer key), the body,
+prefix (record header, severity and body header: found by the level word, then the body
+length, when the rest of every record has one size; else by one integer key), the body,
 the varying-length attributes and one packed piece; attributes may then come in another
-order than in the line. Records of a request are grouped by shape, so their order in a
+order than in the line. A time outside fixed64 is not looked for beforehand: the pack
+fails on it, and the batch is written again with such times as 0. Records of a request are grouped by shape, so their order in a
 request is not their order in the file; each carries its own timestamp. Unit tests check the
 bytes against the official ``opentelemetry-proto`` classes.
 """

@@ -682,6 +682,7 @@ def test_level_words_learned_by_a_shape_and_new_ones_still_decoded() -> None:
     (shape,) = (s for s in enc._columns._shapes.values() if s is not None)
     assert {"info", "debug", "NOTICE"} <= shape.words
     assert len(shape.words) <= 64
+    assert shape.decode_words is None, "too many words: the shape stopped trying them"
 
 
 @pytest.mark.parametrize("ts", [b"-1", b'"2600-01-01T00:00:00Z"', b'"1960-01-01T00:00:00Z"'])

@@ -29,9 +29,10 @@ prefix (record header, severity and body header: found by the level word, then t
 length, when the rest of every record has one size; else by one integer key), the body,
 the varying-length attributes and one packed piece; attributes may then come in another
 order than in the line. A time outside fixed64 is not looked for beforehand: the pack
-fails on it, and the batch is written again with such times as 0. Records of a request are grouped by shape, so their order in a
-request is not their order in the file; each carries its own timestamp. Unit tests check the
-bytes against the official ``opentelemetry-proto`` classes.
+fails on it, and the batch is written again with such times as 0. Records of a request
+are grouped by shape, so their order in a request is not their order in the file; each
+carries its own timestamp. Unit tests check the bytes against the official
+``opentelemetry-proto`` classes.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class _Shape:
     the words seen so far: each value is then the one cached string object of its word
     (no new string per line, and its hash is known when the encoder looks it up). A
     batch with a new word fails that check; it is decoded again with plain strings,
-    and the next batches know its words (up to :data:`_MAX_WORDS`).
+    and the next batches know its words (up to :data:`_MAX_WORDS`, then never again).
     """
 
     __slots__ = ("decode", "decode_words", "floats", "keys", "kinds", "words", "words_at")
@@ -85,9 +85,16 @@ class _Shape:
         return msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
 
     def learn(self, column: Sequence[Any]) -> None:
-        """Add a plainly decoded batch's level words to those the next batches expect."""
+        """Add a plainly decoded batch's level words to those the next batches expect.
+
+        Beyond :data:`_MAX_WORDS` the shape stops trying: a level that is not a level
+        (an id) would make every batch decoded twice.
+        """
         words = self.words.union(column)
-        if words != self.words and len(words) <= _MAX_WORDS:
+        if len(words) > _MAX_WORDS:
+            self.words_at = None
+            self.decode_words = None
+        elif words != self.words:
             self.words = words
             self.decode_words = self._decoder(words)
 

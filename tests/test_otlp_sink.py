@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fakes.otlp import JSON, PROTOBUF, BadRequest, decode_request, plain
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -565,6 +566,144 @@ def test_typed_caches_stay_bounded_with_ever_new_level_words() -> None:
         assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
             (w, f"m{w}") for w in words
         )
-    # Without the reset at 50,000 words, four batches would leave 80,000 of each.
+    # Without the reset at 50,000 entries, four batches would leave 80,000 words (each with
+    # its own cache of prefixes by body length).
+    entries = sum(
+        len(by_level) + sum(map(len, by_level.values()))
+        for by_level in enc._level_prefixes.values()
+    )
+    assert 0 < entries <= 2 * (50_000 + n)
     assert len(enc._level_ids) <= 50_000 + n
     assert len(enc._prefixes) <= 50_000 + n
+
+
+# -- the current encoder against the previous one (tests/otlp_previous_encoder.py) -------
+def _records_by_resource(body: bytes) -> list[tuple[bytes, bytes, list[bytes]]]:
+    """Each ResourceLogs as (resource, scope, its records as bytes in sorted order).
+
+    Re-serialized by the official classes, so two encoders agree here exactly when their
+    records carry the same fields with the same values and attributes in the same order;
+    the order of records inside a request is free (they are grouped by shape).
+    """
+    out = []
+    for rl in decode(body).resource_logs:
+        for sl in rl.scope_logs:
+            recs = sorted(r.SerializeToString(deterministic=True) for r in sl.log_records)
+            out.append((rl.resource.SerializeToString(deterministic=True), sl.scope.name, recs))
+    return sorted(out, key=repr)  # type: ignore[arg-type]
+
+
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=5,
+)
+_mixed_objects = st.dictionaries(
+    st.sampled_from(KEYS) | st.text(max_size=4),
+    _any_json | level_words | st.sampled_from(["stdout", "stderr", "2026-11-28T12:00:00.5Z"]),
+    max_size=6,
+)
+_odd_bytes = st.sampled_from(
+    [
+        b"not json",
+        b'{"msg":"a","x":[1,}',
+        b"[1,2]",
+        b'"just a string"',
+        b"",
+        b'{"msg":"\xff bad utf-8"}',
+        b'{"msg":"\xed\xa0\x80 surrogate"}',
+        b'{"msg":"\\ud800 lone escape","level":"info"}',
+        b'{"msg":"\\u00e9\\ud83d\\ude00\\/","level":"\\u0049NFO"}',
+        b'{"msg":1e999}',
+        b'{"msg":"x"} trailing',
+        b'{"level":1,"msg":"n"}',
+        b'{"level":true,"msg":"b"}',
+        b'{"msg":"big","status":18446744073709551616}',
+        b'{"msg":"deep","a":{"b":{"c":[1,2.5,null,"s"]}}}',
+    ]
+)
+
+
+@st.composite
+def _previous_encoder_cases(draw: st.DrawFn) -> tuple[list[bytes], str]:
+    """Uniform batches (the typed path), mixed shapes, odd lines, or all of them."""
+    kind = draw(st.sampled_from(["uniform", "mixed"]))
+    if kind == "uniform":
+        lines, _ = draw(uniform_batches())
+    else:
+        pick = st.builds(
+            lambda o, a: json.dumps(o, ensure_ascii=a).encode(), _mixed_objects, st.booleans()
+        )
+        lines = draw(st.lists(pick | _odd_bytes, min_size=1, max_size=12))
+    return lines, draw(st.sampled_from(["auto", "json", "raw"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_previous_encoder_cases(), st.sampled_from([{}, {"pod": "p-1"}]))
+def test_requests_decode_to_those_of_the_previous_encoder(
+    case: tuple[list[bytes], str], labels: dict[str, str]
+) -> None:
+    """The faster encoder's requests carry exactly the records the previous one sent."""
+    import otlp_previous_encoder
+
+    lines, fmt = case
+    old = otlp_previous_encoder.RecordEncoder({"host.name": "node-1"}, {})
+    new = encoder()
+    for _ in range(2):  # the second round runs on warm caches
+        before, n_before = old.encode_protobuf([batch(lines, labels, fmt)])
+        after, n_after = new.encode_protobuf([batch(lines, labels, fmt)])
+        assert n_after == n_before == len(lines)
+        try:
+            want = _records_by_resource(before)
+        except DecodeError:  # a line of invalid UTF-8 sent as a string: both must do so
+            with pytest.raises(DecodeError):
+                _records_by_resource(after)
+            continue
+        assert _records_by_resource(after) == want
+
+
+def test_level_words_learned_by_a_shape_and_new_ones_still_decoded() -> None:
+    """A shape decodes its known level words as cached strings; a new word is not lost."""
+    enc = encoder()
+    first = [b'{"level":"info","msg":"a"}', b'{"level":"debug","msg":"b"}']
+    then = [b'{"level":"info","msg":"c"}', b'{"level":"NOTICE","msg":"d"}']
+    many = [b'{"level":"w%d","msg":"e"}' % i for i in range(100)]  # more than are learned
+    for lines in (first, first, then, then, many, many):
+        check_batch(lines)
+        body, _ = enc.encode_protobuf([batch(lines)])
+        records = decode(body).resource_logs[0].scope_logs[0].log_records
+        assert sorted((r.severity_text, plain(r.body)) for r in records) == sorted(
+            (json.loads(x)["level"], json.loads(x)["msg"]) for x in lines
+        )
+    (shape,) = (s for s in enc._columns._shapes.values() if s is not None)
+    assert {"info", "debug", "NOTICE"} <= shape.words
+    assert len(shape.words) <= 64
+    assert shape.decode_words is None, "too many words: the shape stopped trying them"
+
+
+@pytest.mark.parametrize("ts", [b"-1", b'"2600-01-01T00:00:00Z"', b'"1960-01-01T00:00:00Z"'])
+def test_a_time_outside_fixed64_is_sent_as_zero(ts: bytes) -> None:
+    lines = [b'{"ts":%s,"msg":"far"}' % ts, b'{"ts":1764331200,"msg":"near"}']
+    check_batch(lines)
+    (record, near) = sorted(
+        decode(encoder().encode_protobuf([batch(lines)])[0])
+        .resource_logs[0]
+        .scope_logs[0]
+        .log_records,
+        key=lambda r: r.time_unix_nano,
+    )
+    assert record.time_unix_nano == 0 and plain(record.body) == "far"
+    assert near.time_unix_nano == 1764331200 * NS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=4).map(str.encode), min_size=1))
+def test_one_size_is_the_size_of_every_piece_or_none(pieces: list[bytes]) -> None:
+    from logship.sinks.otlp import _one_size
+
+    sizes = set(map(len, pieces))
+    assert _one_size(pieces) == (sizes.pop() if len(sizes) == 1 else None)

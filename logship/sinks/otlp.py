@@ -25,11 +25,14 @@ anything else (nested values, mixed types) is written value by value.
 When every line of a batch has the same keys with one scalar JSON type per key (one
 logger), the batch is not parsed into dicts at all: :mod:`logship.sinks.otlp_columns`
 decodes it into typed columns in one msgspec call, and each record is then a cached
-prefix (record header, severity and body header, found by one integer key), the body,
+prefix (record header, severity and body header: found by the level word, then the body
+length, when the rest of every record has one size; else by one integer key), the body,
 the varying-length attributes and one packed piece; attributes may then come in another
-order than in the line. Records of a request are grouped by shape, so their order in a
-request is not their order in the file; each carries its own timestamp. Unit tests check the
-bytes against the official ``opentelemetry-proto`` classes.
+order than in the line. A time outside fixed64 is not looked for beforehand: the pack
+fails on it, and the batch is written again with such times as 0. Records of a request
+are grouped by shape, so their order in a request is not their order in the file; each
+carries its own timestamp. Unit tests check the bytes against the official
+``opentelemetry-proto`` classes.
 """
 
 from __future__ import annotations
@@ -266,12 +269,16 @@ class _ValueAttr(dict[Any, bytes]):
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
+        # Every size a field of this cache ever had (kept across clears): when there is
+        # one, a column's fields are known to be of that size without measuring them.
+        self.sizes: set[int] = set()
 
     def __missing__(self, v: Any) -> bytes:
         out = len_field(6, key_value(self.key, v))
         if len(self) > _MAX_CACHE:
             self.clear()
         self[v] = out
+        self.sizes.add(len(out))
         return out
 
 
@@ -317,6 +324,42 @@ class _Prefixes(dict[int, bytes]):
             sev = _SEVERITY[self.words[level_id]]
         head = _BODY_HEAD[body_len]
         v = self[key] = _RECORD_HEAD[len(sev) + len(head) + body_len + rest] + sev + head
+        return v
+
+
+class _BodyPrefixes(dict[int, bytes]):
+    """Body length -> record header, severity fields and body header of a record.
+
+    One per (severity fields, size of the rest of the record): a batch whose records
+    share the rest's size finds each record's prefix by two lookups (level word, then
+    body length) instead of computing a key per record.
+    """
+
+    def __init__(self, sev: bytes, rest: int, budget: list[int]) -> None:
+        super().__init__()
+        self.sev = sev
+        self.rest = rest
+        self.budget = budget  # entries made in all of them, for RecordEncoder to bound
+
+    def __missing__(self, n: int) -> bytes:
+        head = _BODY_HEAD[n]
+        v = _RECORD_HEAD[len(self.sev) + len(head) + n + self.rest] + self.sev + head
+        self[n] = v
+        self.budget[0] += 1
+        return v
+
+
+class _LevelPrefixes(dict[str, _BodyPrefixes]):
+    """Level word -> its :class:`_BodyPrefixes`, for one size of the rest of a record."""
+
+    def __init__(self, rest: int, budget: list[int]) -> None:
+        super().__init__()
+        self.rest = rest
+        self.budget = budget
+
+    def __missing__(self, word: str) -> _BodyPrefixes:
+        v = self[word] = _BodyPrefixes(_SEVERITY[word], self.rest, self.budget)
+        self.budget[0] += 1
         return v
 
 
@@ -374,6 +417,9 @@ class RecordEncoder:
         self._level_ids: dict[str, int] = {}
         self._level_codes: dict[int, _LevelCodes] = {}
         self._prefixes = _Prefixes(self._level_ids)
+        self._prefix_budget = [0]
+        self._level_prefixes: dict[int, _LevelPrefixes] = {}
+        self._plain_prefixes: dict[int, _BodyPrefixes] = {}
         scope = len_field(1, SCOPE_NAME.encode()) + len_field(2, __version__.encode())
         self._scope_field = len_field(1, scope)
 
@@ -424,8 +470,15 @@ class RecordEncoder:
     def _batch_records(self, b: Batch, out: list[bytes]) -> int:
         """Append the ``log_records`` fields of a batch to ``out``; return their size."""
         ns = b.timestamps().ns()
-        if min(ns) < 0 or max(ns) > _U64:
-            ns = list(map(_time_field, ns))
+        mark = len(out)
+        try:
+            return self._records(b, ns, out)
+        except struct.error:  # packing a time outside fixed64: no check of every time first
+            del out[mark:]
+            return self._records(b, list(map(_time_field, ns)), out)
+
+    def _records(self, b: Batch, ns: list[int], out: list[bytes]) -> int:
+        """:meth:`_batch_records` with times that may not fit fixed64 (``struct.error``)."""
         tail = self._tail(b.info.path, b.read_ns)
         lines = b.lines
         if b.info.format != "raw":
@@ -555,20 +608,60 @@ class RecordEncoder:
         body_lens = list(map(len, body))
         packer = struct.Struct("<" + "".join(fixed.formats))
         packed = list(map(packer.pack, *fixed.args))
+        if not fixed.lengths:  # the rest of every record has one size
+            prefixes = self._same_rest_prefixes(
+                packer.size, body_lens, None if level_key is None else column[level_key]
+            )
+        else:
+            prefixes = self._prefixes_by_key(
+                packer.size, body_lens, None if level_key is None else column[level_key], fixed
+            )
+        pieces = [prefixes, body, *fixed.pieces, packed]
+        stride = len(pieces)
+        parts: list[bytes] = [b""] * (len(lines) * stride)
+        for j, piece in enumerate(pieces):
+            parts[j::stride] = piece
+        out.extend(parts)
+        # The prefixes' total size: one C join of short pieces costs less than a len() each.
+        size = len(b"".join(prefixes)) + sum(body_lens) + packer.size * len(lines)
+        return size + sum(map(sum, fixed.lengths))
+
+    def _same_rest_prefixes(
+        self, rest: int, body_lens: list[int], levels: Sequence[str] | None
+    ) -> list[bytes]:
+        """Each record's prefix by two lookups: its level word's cache, then its body length."""
+        if self._prefix_budget[0] > _MAX_CACHE:
+            self._prefix_budget[0] = 0
+            self._level_prefixes.clear()
+            self._plain_prefixes.clear()
+        if levels is None:
+            plain = self._plain_prefixes.get(rest)
+            if plain is None:
+                plain = self._plain_prefixes[rest] = _BodyPrefixes(b"", rest, self._prefix_budget)
+            return list(map(plain.__getitem__, body_lens))
+        by_level = self._level_prefixes.get(rest)
+        if by_level is None:
+            by_level = self._level_prefixes[rest] = _LevelPrefixes(rest, self._prefix_budget)
+        return list(map(_BodyPrefixes.__getitem__, map(by_level.__getitem__, levels), body_lens))
+
+    def _prefixes_by_key(
+        self, size: int, body_lens: list[int], levels: Sequence[str] | None, fixed: _Columns
+    ) -> list[bytes]:
+        """Each record's prefix from one integer key (the rest's size varies by record)."""
         if len(self._prefixes) > _MAX_CACHE:
             self._prefixes.clear()
         if len(self._level_ids) > _MAX_CACHE or len(self._level_codes) > 1_000:
             self._level_ids.clear()
             self._level_codes.clear()
             self._prefixes = _Prefixes(self._level_ids)
-        base = _KEY_REST * packer.size
-        if level_key is None:
+        base = _KEY_REST * size
+        if levels is None:
             pkeys = list(map(base.__add__, body_lens))
         else:
             codes = self._level_codes.get(base)
             if codes is None:
                 codes = self._level_codes[base] = _LevelCodes(self._level_ids, base)
-            pkeys = list(map(operator.add, body_lens, map(codes.__getitem__, column[level_key])))
+            pkeys = list(map(operator.add, body_lens, map(codes.__getitem__, levels)))
         if fixed.lengths:
             rest = (
                 fixed.lengths[0]
@@ -577,27 +670,21 @@ class RecordEncoder:
             )
             pkeys = list(map(operator.add, pkeys, map(_KEY_REST.__mul__, rest)))
         prefixes = list(map(self._prefixes.__getitem__, pkeys))
-        pieces = [prefixes, body, *fixed.pieces, packed]
-        stride = len(pieces)
-        parts: list[bytes] = [b""] * (len(lines) * stride)
-        for j, piece in enumerate(pieces):
-            parts[j::stride] = piece
-        out.extend(parts)
-        size = sum(map(len, prefixes)) + sum(body_lens) + packer.size * len(lines)
-        return size + sum(map(sum, fixed.lengths))
+        return prefixes
 
     def _typed_attribute(self, name: str, kind: type, col: Sequence[Any], cols: _Columns) -> None:
         """One attribute column of one JSON type; fixed-size ones join the packed piece."""
         n = len(col)
         if kind is str:
             enc = _utf8(col)
-            lens = list(map(len, enc))
             cache = self._str_heads.get(name)
             if cache is None:
                 cache = self._str_heads[name] = _str_attr_head(name)
-            if lens.count(lens[0]) == n:  # ids, fixed-format times: one header
-                cols.fixed(f"{len(cache[lens[0]])}s{lens[0]}s", repeat(cache[lens[0]]), enc)
+            size = _one_size(enc)
+            if size is not None:  # ids, fixed-format times: one header
+                cols.fixed(f"{len(cache[size])}s{size}s", repeat(cache[size]), enc)
             else:
+                lens = list(map(len, enc))
                 cols.varying(list(map(cache.__getitem__, lens)))
                 cols.varying(enc, lens)
         elif kind is float:
@@ -615,6 +702,9 @@ class RecordEncoder:
             if vcache is None:
                 vcache = caches[name] = _ValueAttr(name)
             fields = list(map(vcache.__getitem__, col))
+            if len(vcache.sizes) == 1:  # every field this cache made has one size
+                cols.fixed(f"{len(fields[0])}s", fields)
+                return
             lens = list(map(len, fields))
             if lens.count(lens[0]) == n:
                 cols.fixed(f"{lens[0]}s", fields)
@@ -785,6 +875,21 @@ class RecordEncoder:
 def _time_field(ns: int) -> int:
     """A time outside fixed64 (before 1970, after 2554) is sent as 0: "unknown"."""
     return ns if 0 <= ns <= _U64 else 0
+
+
+def _one_size(pieces: list[bytes]) -> int | None:
+    """The size of every piece when they all have one, else None; C loops only.
+
+    The pieces are UTF-8, which never holds the byte 0xFF: joined with 0xFF between
+    them, they all have size ``k`` exactly when every ``k + 1``-th byte is a 0xFF (no
+    ``len()`` per piece).
+    """
+    n = len(pieces)
+    k = len(pieces[0])
+    joined = b"\xff".join(pieces)
+    if len(joined) == n * (k + 1) - 1 and joined[k :: k + 1] == b"\xff" * (n - 1):
+        return k
+    return None
 
 
 def _utf8(col: Sequence[Any]) -> list[bytes]:

@@ -29,37 +29,74 @@ only changes the order of a record's attributes (a map in OTLP).
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
 
+from logship.parsing.parsed import LEVEL_KEYS
+
 _INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 _TYPES: dict[type, Any] = {str: str, bool: bool, int: _INT64, float: Any, type(None): None}
 _MAX_SHAPES = 1_000
+_MAX_WORDS = 64  # level words known per shape; more are decoded as plain strings
+# Keys whose string values are level words, from a small set.
+WORD_KEYS = frozenset(LEVEL_KEYS)
 
 Columns = tuple[tuple[str, ...], tuple[type, ...], list[Sequence[Any]]]
 
 
 class _Shape:
-    """The decoder for one key set with one type per key."""
+    """The decoder for one key set with one type per key.
 
-    __slots__ = ("decode", "floats", "keys", "kinds")
+    A string column named like a level (``level``, ...) is decoded as a ``Literal`` of
+    the words seen so far: each value is then the one cached string object of its word
+    (no new string per line, and its hash is known when the encoder looks it up). A
+    batch with a new word fails that check; it is decoded again with plain strings,
+    and the next batches know its words (up to :data:`_MAX_WORDS`, then never again).
+    """
+
+    __slots__ = ("decode", "decode_words", "floats", "keys", "kinds", "words", "words_at")
 
     def __init__(self, keys: tuple[str, ...], kinds: tuple[type, ...]) -> None:
         self.keys = keys
         self.kinds = kinds
-        names = [f"f{i}" for i in range(len(keys))]
+        self.floats = [i for i, kind in enumerate(kinds) if kind is float]
+        self.words_at = next(
+            (i for i, k in enumerate(keys) if k in WORD_KEYS and kinds[i] is str), None
+        )
+        self.words: frozenset[str] = frozenset()
+        self.decode = self._decoder(None)
+        self.decode_words: Callable[[bytes], list[Any]] | None = None
+
+    def _decoder(self, words: frozenset[str] | None) -> Callable[[bytes], list[Any]]:
+        names = [f"f{i}" for i in range(len(self.keys))]
+        types = [_TYPES[kind] for kind in self.kinds]
+        if words is not None and self.words_at is not None:
+            types[self.words_at] = Literal[tuple(sorted(words))]
         struct = msgspec.defstruct(
             "Line",
-            [(name, _TYPES[kind]) for name, kind in zip(names, kinds, strict=True)],
-            rename=dict(zip(names, keys, strict=True)),
+            list(zip(names, types, strict=True)),
+            rename=dict(zip(names, self.keys, strict=True)),
             forbid_unknown_fields=True,
             gc=False,  # holds only scalars: no cycles, and cheaper to create and free
         )
-        self.decode = msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
-        self.floats = [i for i, kind in enumerate(kinds) if kind is float]
+        return msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
+
+    def learn(self, column: Sequence[Any]) -> None:
+        """Add a plainly decoded batch's level words to those the next batches expect.
+
+        Beyond :data:`_MAX_WORDS` the shape stops trying: a level that is not a level
+        (an id) would make every batch decoded twice.
+        """
+        words = self.words.union(column)
+        if len(words) > _MAX_WORDS:
+            self.words_at = None
+            self.decode_words = None
+        elif words != self.words:
+            self.words = words
+            self.decode_words = self._decoder(words)
 
 
 class ColumnDecoder:
@@ -83,10 +120,23 @@ class ColumnDecoder:
         shape = self._shapes[shape_key] if known else self._shape(keys, kinds)
         if shape is None:
             return None
-        try:
-            objs = shape.decode(b"[" + b",\n".join(lines) + b"]")
-        except msgspec.DecodeError:  # ValidationError included
-            return None
+        # One copy of the lines: the brackets go on the first and last line's copies.
+        if len(lines) == 1:
+            joined = b"[" + lines[0] + b"]"
+        else:
+            joined = b",\n".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
+        objs = None
+        if shape.decode_words is not None:
+            try:
+                objs = shape.decode_words(joined)
+            except msgspec.DecodeError:  # a new level word (or anything else): plainly
+                objs = None
+        learn = objs is None and shape.words_at is not None
+        if objs is None:
+            try:
+                objs = shape.decode(joined)
+            except msgspec.DecodeError:  # ValidationError included
+                return None
         if len(objs) != len(lines):  # a line held more than one value
             return None
         cols: list[Sequence[Any]]
@@ -95,8 +145,10 @@ class ColumnDecoder:
         else:  # a tuple per line, then one tuple per key (no lists: the encoder only reads)
             cols = list(zip(*map(msgspec.structs.astuple, objs), strict=True))
         for i in shape.floats:
-            if set(map(type, cols[i])) != {float}:
+            if operator.countOf(map(type, cols[i]), float) != len(objs):
                 return None
+        if learn and shape.words_at is not None:
+            shape.learn(cols[shape.words_at])
         return keys, kinds, cols
 
     def _shape(self, keys: tuple[str, ...], kinds: tuple[type, ...]) -> _Shape | None:

@@ -172,8 +172,11 @@ def _started() -> None:
     """
     import gc
 
+    from logship.heap import keep_heap_slack
+
     gc.freeze()
     gc.enable()
+    keep_heap_slack()
 
 
 def _exit_now(code: int) -> None:

@@ -285,3 +285,18 @@ def test_runs_of_a_time_ordered_batch_are_found_and_proved() -> None:
     col = timestamp_column(late, "auto", READ_NS)
     assert col.runs is None
     assert col.seconds[2000] == b"2026-11-28T12:00:00"
+
+
+@given(timed_batches(), st.data())
+def test_a_selected_part_keeps_true_runs(lines: list[bytes], data: st.DataObject) -> None:
+    """Lines kept in order from a column in time order: the part's runs are its own."""
+    col = timestamp_column(lines, "auto", READ_NS)
+    keep = sorted(data.draw(st.sets(st.integers(0, len(lines) - 1))))
+    part = col.select(keep, [col.seconds[i] for i in keep], [col.fractions[i] for i in keep])
+    assert part.int_fractions == col.int_fractions
+    if col.runs is None:
+        assert part.runs is None
+    else:
+        assert part.runs is not None
+        assert [k for k, count in part.runs for _ in range(count)] == part.seconds
+        assert all(count > 0 for _, count in part.runs)

@@ -17,6 +17,7 @@ Keys:
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import re
@@ -150,6 +151,29 @@ class TimestampColumn:
         if self._ns is None:
             self._ns = ns_of_keys(self.seconds, self.fractions, self.has_int_fractions())
         return self._ns
+
+    def select(
+        self, keep: list[int], seconds: list[SecondsKey], fractions: list[FractionKey]
+    ) -> TimestampColumn:
+        """The column of the lines at ``keep`` (ascending indices), given their keys.
+
+        Lines taken in order from a column in time order are in time order: the runs are
+        counted from the kept indices by a binary search per run (a handful per batch), so
+        a sink needs no pass over the part to know it.
+        """
+        runs: list[tuple[SecondsKey, int]] | None = None
+        if self.runs is not None:
+            runs = []
+            start = end = 0
+            for key, count in self.runs:
+                end += count
+                stop = bisect.bisect_left(keep, end, start)
+                if stop > start:
+                    runs.append((key, stop - start))
+                start = stop
+        return TimestampColumn(
+            seconds, fractions, self.text_format, runs=runs, int_fractions=self.int_fractions
+        )
 
     def take(self, indices: list[int]) -> TimestampColumn:
         s, f = self.seconds, self.fractions

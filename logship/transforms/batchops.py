@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from logship.parsing.batch import Batch
 from logship.parsing.jsonlines import parse_objects as json_objects
-from logship.parsing.timestamps import TimestampColumn
 
 _FORMATS_WITH_JSON = ("auto", "json")
 T = TypeVar("T")
@@ -44,7 +43,7 @@ def select(batch: Batch, keep: list[int]) -> Batch:
     out = _derived(batch, take(batch.lines, keep), take(offsets, keep))
     ts = batch._ts
     if ts is not None:
-        out._ts = TimestampColumn(take(ts.seconds, keep), take(ts.fractions, keep), ts.text_format)
+        out._ts = ts.select(keep, take(ts.seconds, keep), take(ts.fractions, keep))
     if batch._records is not None:
         out._records = take(batch._records, keep)
     return out

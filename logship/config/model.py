@@ -426,7 +426,7 @@ class SourceConfig(StrictModel):
 
 class TailingConfig(StrictModel):
     read_chunk_size: ByteSize = Field(
-        ByteSize(512 * 1024), description="Bytes per read (fewer, larger batches cost less CPU)."
+        ByteSize(1024 * 1024), description="Bytes per read (fewer, larger batches cost less CPU)."
     )
     max_line_size: ByteSize = Field(
         ByteSize(256 * 1024), description="Longer lines are cut (Loki's default limit)."

@@ -20,7 +20,9 @@ _FORMATS_WITH_JSON = ("auto", "json")
 T = TypeVar("T")
 
 
-def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
+def _derived(
+    batch: Batch, lines: list[bytes], offsets: list[int], nbytes: int | None = None
+) -> Batch:
     out = Batch(
         batch.info,
         lines,
@@ -31,7 +33,7 @@ def _derived(batch: Batch, lines: list[bytes], offsets: list[int]) -> Batch:
         offsets,
     )
     # Sizes feed the sinks' request batching: count what is left, not what was read.
-    out.nbytes = sum(map(len, lines)) + len(lines)
+    out.nbytes = sum(map(len, lines)) + len(lines) if nbytes is None else nbytes
     return out
 
 
@@ -125,16 +127,7 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     for i, text in changed.items():
         grown += len(text) - len(lines[i])
         lines[i] = text
-    out = Batch(
-        batch.info,
-        lines,
-        batch.start_offset,
-        batch.end_offset,
-        batch.read_ns,
-        batch.telemetry,
-        offsets,
-    )
-    out.nbytes = batch.nbytes + grown  # what the sinks' request batching counts
+    out = _derived(batch, lines, offsets, batch.nbytes + grown)
     out._ts = ts
     return out
 

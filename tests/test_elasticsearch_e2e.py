@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import AgentProcess, wait_until, write_lines
-from fakes.elasticsearch import FakeElasticsearch, free_port
+from fakes.elasticsearch import FakeElasticsearch, reserved_port
 
 
 @pytest.fixture
@@ -210,20 +210,20 @@ def test_fan_out_one_sink_down_the_other_keeps_delivering(
     state = tmp_path / "state"
     lines = json_lines(300)
     write_lines(log, lines)
-    down_port = free_port()
-    cfg = write_config(
-        tmp_path,
-        log,
-        {"up": sink_yaml(es.url), "down": sink_yaml(f"http://127.0.0.1:{down_port}")},
-        checkpoint_dir=str(state),
-        drain_timeout="1s",
-    )
-    a = agents("run", "--config", str(cfg))
-    wait_until(lambda: len(es.docs) == 300, 60, "the healthy sink to get every line")
-    write_lines(log, json_lines(100, start=300))
-    wait_until(lambda: len(es.docs) == 400, 60, "lines written later, still delivered")
-    a.signal(signal.SIGTERM)
-    assert a.wait(60) == 0, a.stderr
+    with reserved_port() as down_port:  # refused while the first agent runs
+        cfg = write_config(
+            tmp_path,
+            log,
+            {"up": sink_yaml(es.url), "down": sink_yaml(f"http://127.0.0.1:{down_port}")},
+            checkpoint_dir=str(state),
+            drain_timeout="1s",
+        )
+        a = agents("run", "--config", str(cfg))
+        wait_until(lambda: len(es.docs) == 300, 60, "the healthy sink to get every line")
+        write_lines(log, json_lines(100, start=300))
+        wait_until(lambda: len(es.docs) == 400, 60, "lines written later, still delivered")
+        a.signal(signal.SIGTERM)
+        assert a.wait(60) == 0, a.stderr
     # The down sink owed everything: the checkpoint did not move past what it missed.
     saved = json.loads((state / "checkpoints.json").read_text())
     assert all(f["offset"] == 0 for f in saved["files"].values())

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -529,9 +529,10 @@ class _ParseFailure:
     message: str
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound and released): a sink pointed there is "down"."""
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A port bound but not listening while the block runs: connections to it are refused,
+    and no other process (nor an outgoing connection's local end) can take it meanwhile."""
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        yield int(s.getsockname()[1])

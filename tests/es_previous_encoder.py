@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import operator
 import re
-import zlib
 from datetime import UTC, datetime
 from itertools import repeat
 from json.encoder import encode_basestring
@@ -17,6 +16,7 @@ from typing import Any
 
 import msgspec
 import orjson
+from google_crc32c import value as crc32c
 
 from logship.parsing.batch import Batch
 from logship.parsing.levels import normalize_level
@@ -253,7 +253,7 @@ class BulkEncoder:
             ts = b.timestamps()
             msgs, levels, fields = record_columns(b)
             offsets = b.line_offsets()
-            crcs = map(zlib.crc32, b.lines)
+            crcs = map(crc32c, b.lines)  # CRC-32C since the ids changed (unreleased)
             # The id's layout changed once (CRC before a decimal offset), before any release.
             id_format = document_id_prefix(b) + b"-%08x%d"
             info = b.info

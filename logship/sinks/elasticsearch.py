@@ -9,7 +9,7 @@ Every record becomes a ``create`` action with a deterministic ``_id`` and a docu
 Why these choices:
 
 * ``create`` with an id derived from the file identity, the line's byte offset and a
-  CRC-32 of the line: a replay after a restart (at-least-once) answers 409, which is
+  CRC-32C of the line: a replay after a restart (at-least-once) answers 409, which is
   counted as delivered, instead of storing a duplicate. The CRC keeps a recycled inode
   (a new file, same device and inode, same offsets) from colliding with old documents.
   It is one CRC per line, not one per batch over a prefix: batch boundaries depend on
@@ -20,7 +20,7 @@ Why these choices:
 * ``fields`` is the original JSON line, spliced in as it is (it parsed, so it is valid
   JSON): nothing is re-encoded, and the application's keys never collide with ours. A
   string ``msg`` is spliced the same way, as the line wrote it.
-* The id is the file's name, a dash, the line's CRC-32 as eight hex digits and the
+* The id is the file's name, a dash, the line's CRC-32C as eight hex digits and the
   line's offset in decimal (the fixed-width CRC keeps the two apart): the same decimal
   bytes serve the id and the document's ``log.offset``, so one format per line makes both.
 * Each record is eleven pieces of the batch's columns (CRC, offset, pieces cached per
@@ -42,7 +42,6 @@ import hashlib
 import operator
 import re
 import struct
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import repeat
@@ -52,6 +51,7 @@ from typing import Any
 import httpx
 import msgspec
 import orjson
+from google_crc32c import value as crc32c
 
 from logship.config.model import ElasticsearchSinkConfig
 from logship.parsing.batch import Batch
@@ -401,7 +401,7 @@ _STRIDE = 11  # pieces per record in _record_pieces
 def _record_pieces(b: Batch, second_piece: _SecondPiece) -> list[Any]:
     """A batch's records as pieces, eleven per record (each line's in one place)::
 
-        }\n{"create":{"_id":"<file>-   <CRC-32 hex>   <offset>   ","_index":...}}\n
+        }\n{"create":{"_id":"<file>-   <CRC-32C hex>   <offset>   ","_index":...}}\n
         {"@timestamp":"<second>   <fraction>   ,"message":   <message>   ,"log":{"level":..,
         "offset":   <offset>   ,"file":{...}},"labels":{...},"fields":   <line>
 
@@ -430,7 +430,7 @@ def _record_pieces(b: Batch, second_piece: _SecondPiece) -> list[Any]:
         message_key = b""  # the pieces end with the "message" key
     start = b'}\n{"create":{"_id":"' + document_id_prefix(b) + b"-"
     # One C pass for all the CRCs as zero-padded hex ("%08x" per record costs ~3x more).
-    crcs = binascii.hexlify(struct.pack(f">{n}I", *map(zlib.crc32, b.lines)), b"-", 4)
+    crcs = binascii.hexlify(struct.pack(f">{n}I", *map(crc32c, b.lines)), b"-", 4)
     p: list[Any] = [start, None, None, None, None, message_key, None, None, None, tail, None] * n
     decimal = list(map(operator.mod, repeat(b"%d"), offsets))  # no method-wrapper calls
     p[1::_STRIDE] = crcs.split(b"-")

@@ -58,7 +58,6 @@ from logship.parsing.batch import Batch
 from logship.parsing.levels import normalize_level
 from logship.parsing.parsed import LEVEL_KEYS, MESSAGE_KEYS
 from logship.parsing.timestamps import SECONDS_NS, SecondsKey
-from logship.sinks.base import ack
 from logship.sinks.deadletter import DeadLetterFile
 from logship.sinks.http import EncodedRequest, HttpSink, _FileSecret, response_text
 from logship.sinks.outcome import DELIVERED, Outcome, Verdict
@@ -588,6 +587,10 @@ def classify(status: int, headers: httpx.Headers, body: bytes, records: int) -> 
 
 class ElasticsearchSink(HttpSink):
     path = "/_bulk"
+    # A body is ~3 times its lines' bytes (the budget counts lines only) and up to
+    # max_in_flight of them are alive: counted, the process stays near memory_limit plus
+    # its fixed part.
+    hold_bodies = True
 
     def __init__(
         self,
@@ -627,26 +630,6 @@ class ElasticsearchSink(HttpSink):
             if gc_was_on:
                 gc.enable()
         return BulkItems(body, None, records, self._finish, self._headers).request()
-
-    async def deliver(self, batches: list[Batch]) -> None:
-        """As :meth:`HttpSink.deliver`, with the body counted in the memory budget meanwhile.
-
-        A body is ~3 times its lines' bytes (the budget counts lines only), and up to
-        ``max_in_flight`` of them are alive: counting them makes tailers read less while
-        they are, so the process stays near ``memory_limit`` plus its fixed part.
-        """
-        req = self.encode(batches)
-        held = len(req.body)
-        budget = self.budget
-        if budget is not None:
-            budget.hold(held)
-        try:
-            if req.records == 0 or await self._send(req, batches):
-                for b in batches:
-                    ack(b)
-        finally:
-            if budget is not None:
-                budget.release(held)
 
     def classify(self, status: int, headers: httpx.Headers, body: bytes, records: int) -> Outcome:
         return classify(status, headers, body, records)

@@ -90,6 +90,7 @@ class _FileSecret:
 
 class HttpSink(SinkWorker):
     path = "/"
+    hold_bodies = False  # count request bodies in flight against memory_limit
 
     def __init__(
         self,
@@ -182,11 +183,22 @@ class HttpSink(SinkWorker):
 
     async def deliver(self, batches: list[Batch]) -> None:
         req = self.encode(batches)
-        # Acknowledged once every record is delivered, dead-lettered or counted as dropped;
-        # not when shutting down mid-retry (then it is re-read at the next start).
-        if req.records == 0 or await self._send(req, batches):
-            for b in batches:
-                ack(b)
+        # A sink whose bodies are much larger than their lines counts each body in the memory
+        # budget while it is in flight, so tailers read less meanwhile (hold never waits).
+        held = len(req.body) if self.hold_bodies and self.budget is not None else 0
+        if held:
+            assert self.budget is not None
+            self.budget.hold(held)
+        try:
+            # Acknowledged once every record is delivered, dead-lettered or counted as
+            # dropped; not when shutting down mid-retry (then re-read at the next start).
+            if req.records == 0 or await self._send(req, batches):
+                for b in batches:
+                    ack(b)
+        finally:
+            if held:
+                assert self.budget is not None
+                self.budget.release(held)
 
     async def _send(self, req: EncodedRequest, batches: list[Batch]) -> bool:
         """Send until every record of ``req`` is dealt with; False when aborted first.

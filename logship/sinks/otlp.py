@@ -688,10 +688,7 @@ class RecordEncoder:
                 cols.varying(list(map(cache.__getitem__, lens)))
                 cols.varying(enc, lens)
         elif kind is float:
-            fhead = self._float_heads.get(name)
-            if fhead is None:
-                kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
-                fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
+            fhead = self._float_head(name)
             cols.fixed(f"{len(fhead)}sd", repeat(fhead), col)
         elif kind is type(None):
             field = len_field(6, key_value(name, None))
@@ -710,6 +707,14 @@ class RecordEncoder:
                 cols.fixed(f"{lens[0]}s", fields)
             else:
                 cols.varying(fields, lens)
+
+    def _float_head(self, name: str) -> bytes:
+        """The bytes of a double attribute ``name`` up to its 8-byte value (cached per key)."""
+        fhead = self._float_heads.get(name)
+        if fhead is None:
+            kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
+            fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
+        return fhead
 
     def _forget(self) -> None:
         """Bound the caches when lines have ever-new keys (ids used as keys)."""
@@ -755,10 +760,7 @@ class RecordEncoder:
         kinds = set(map(type, col))
         kind = kinds.pop() if len(kinds) == 1 else None
         if kind is float:
-            fhead = self._float_heads.get(name)
-            if fhead is None:
-                kv = len_field(1, name.encode("utf-8", "replace")) + b"\x12\x09"
-                fhead = self._float_heads[name] = b"\x32" + varint(len(kv) + 9) + kv + b"\x21"
+            fhead = self._float_head(name)
             cols.fixed(f"{len(fhead)}sd", repeat(fhead), col)
             return
         if kind is int or kind is bool:

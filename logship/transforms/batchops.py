@@ -11,7 +11,7 @@ import itertools
 import operator
 import re
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from logship.parsing.batch import Batch
 from logship.parsing.jsonlines import parse_objects as json_objects
@@ -166,12 +166,20 @@ class LineStarts:
         return self.starts()[i] - self._base
 
 
+class LineIndex(Protocol):
+    """Where the lines of a joined text start: :class:`LineStarts`, or a batch's scan."""
+
+    def line_of(self, pos: int) -> int: ...
+
+    def start(self, i: int) -> int: ...
+
+
 def lines_containing(
     haystack: bytes,
     needle: bytes,
     lines: list[bytes],
     found: set[int],
-    starts: LineStarts | None = None,
+    starts: LineIndex | None = None,
 ) -> None:
     """Add to ``found`` the index of each line with ``needle``.
 

@@ -22,6 +22,7 @@ import itertools
 import operator
 
 from logship.parsing.batch import Batch
+from logship.transforms.batchops import lines_containing
 
 # Digits, spaces, dashes and "+" (what card numbers and numbers' signs are made of) -> "0";
 # "e"/"E" -> "e"; what ends a number ("," "}" "]" tab, CR, LF) -> ","; everything else -> "x".
@@ -167,15 +168,7 @@ class BatchScan:
 
     def lines_with(self, needle: bytes, found: set[int]) -> None:
         """Add to ``found`` every line whose classes hold ``needle`` (no ``,`` in it)."""
-        classes = self.classes()
-        pos = classes.find(needle)
-        n = len(self.lines)
-        while pos != -1:
-            i = self.line_of(pos)
-            found.add(i)
-            if i + 1 >= n:
-                return
-            pos = classes.find(needle, self.start(i + 1))
+        lines_containing(self.classes(), needle, self.lines, found, self)
 
     def replaced(self, lines: list[bytes], changed: dict[int, bytes]) -> BatchScan:
         """The scan of ``lines``: these lines with ``changed`` put in (index -> new text)."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -219,6 +220,19 @@ def _with_http_listen(cfg: Any, listen: str | None) -> Any:
 HTTP_LISTEN_HELP = "Serve /metrics, /healthz and /ready on HOST:PORT (e.g. 127.0.0.1:8686)."
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _log_level_option(default: str) -> Callable[[F], F]:
+    """The agent's own log level, the same choice for every command."""
+    return click.option(
+        "--log-level",
+        default=default,
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"]),
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="logship")
 def main() -> None:
@@ -276,12 +290,7 @@ def main() -> None:
     help="A live status line on stderr (default: when stderr is a terminal and records are "
     "shipped, not printed).",
 )
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_log_level_option("warning")
 def tail(
     paths: tuple[str, ...],
     to: tuple[str, ...],
@@ -351,12 +360,7 @@ def tail(
 @click.option(
     "--http-listen", metavar="HOST:PORT", help=HTTP_LISTEN_HELP + " Overrides http.listen."
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_log_level_option("info")
 def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) -> None:
     """Run the agent from a config file (what the sidecar container runs)."""
     from logship.config import ConfigError, load_config
@@ -411,12 +415,7 @@ def run(config_path: Path, once: bool, http_listen: str | None, log_level: str) 
     help="The file name the lines are from, as records show it (a /var/log/pods/... path also "
     "gives the pod labels).",
 )
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
-)
+@_log_level_option("warning")
 def parse(
     fmt: str | None,
     regex: str | None,

@@ -176,13 +176,9 @@ class TimestampColumn:
         )
 
     def take(self, indices: list[int]) -> TimestampColumn:
+        """The column of the lines at ``indices`` (ascending), keys taken here."""
         s, f = self.seconds, self.fractions
-        return TimestampColumn(
-            [s[i] for i in indices],
-            [f[i] for i in indices],
-            self.text_format,
-            int_fractions=self.int_fractions,
-        )
+        return self.select(indices, [s[i] for i in indices], [f[i] for i in indices])
 
 
 def all_int_keys(keys: list[Any]) -> bool:

@@ -22,10 +22,10 @@ from logship.config.model import SourceConfig
 from logship.parsing.batch import Batch, SourceInfo
 from logship.telemetry import Telemetry
 from logship.transforms.filter import level_codes
-from logship.transforms.jsonlevels import _BIG_EXPONENT
+from logship.transforms.jsonlevels import _BIG_EXPONENT, LevelWords, decoded_keys
 from logship.transforms.pipeline import SourceChain
 from logship.transforms.redact import CardRule, luhn_ok
-from logship.transforms.scan import BatchScan
+from logship.transforms.scan import CLASSES, BatchScan
 
 # -- the shared scan -------------------------------------------------------------------------
 _SHAPES = [_BIG_EXPONENT, re.compile(b"0{13}"), re.compile(b"0{210}")]
@@ -73,6 +73,22 @@ def test_a_spliced_scan_is_the_scan_of_the_new_lines(
     assert out.classes() == fresh.classes()
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.text(alphabet="01 x,\n", max_size=12).map(str.encode), min_size=1),
+    lend=st.booleans(),
+)
+def test_lines_with_finds_the_lines_holding_the_needle(lines: list[bytes], lend: bool) -> None:
+    # Few symbols: equal lines and hits in consecutive lines are common.
+    if lend:  # a tailer's batch: its lines were split at each newline
+        lines = [line.replace(b"\n", b"") for line in lines]
+    batch = Batch(SourceInfo("app", "/x.log", "json"), lines, 3, 3 + 100, 0) if lend else None
+    for needle in (b"0", b"00", b"0000"):
+        found: set[int] = set()
+        BatchScan(lines, batch).lines_with(needle, found)
+        assert found == {i for i, line in enumerate(lines) if needle in line.translate(CLASSES)}
+
+
 def test_a_big_exponent_is_seen_however_the_number_ends() -> None:
     for tail in (b"}", b" }", b"\t}", b",", b"]}", b"  ,"):
         for number in (b"1e400", b"-2.5E+308", b"1e0400"):
@@ -110,7 +126,9 @@ def log_lines(draw: st.DrawFn, valid: bool = False) -> tuple[bytes, list[str]]:
         f'"ts":"2026-11-28T12:00:{draw(st.integers(0, 59)):02d}.{draw(st.integers(0, 999)):03d}Z"'
     ]
     for _ in range(draw(st.integers(0, 4))):
-        kinds = ["level", "card", "bare", "noise", "nested", "escape"] + ([] if valid else ["big"])
+        kinds = ["level", "card", "bare", "noise", "nested", "escape"] + (
+            [] if valid else ["big", "long"]
+        )
         kind = draw(st.sampled_from(kinds))
         if kind == "level":
             key = draw(st.sampled_from(['"level"', '"lvl"', '"severity"', '"lev\\u0065l"']))
@@ -140,6 +158,8 @@ def log_lines(draw: st.DrawFn, valid: bool = False) -> tuple[bytes, list[str]]:
             members.append(f'"ctx":{{"level":{draw(st.sampled_from(_LEVEL_VALUES))}}}')
         elif kind == "escape":
             members.append('"msg":"has \\"level\\":\\"error\\" and \\u00e9"')
+        elif kind == "long":  # 301 digits fit a double, 401 do not (orjson refuses them)
+            members.append(f'"x":1{"0" * draw(st.sampled_from([300, 400]))}')
         else:
             members.append(f'"x":{draw(st.sampled_from(["1e400", "2.5e30", "-1E+999"]))}')
     line = ("{" + ",".join(members) + "}").encode()
@@ -260,6 +280,51 @@ def test_level_codes_of_a_replaced_scan_equal_the_full_parse_of_the_new_lines(
     if found is not None:
         values, codes, _ = found
         assert [values[c] for c in codes] == exact(batch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_mostly_valid, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_level_codes_with_a_sources_learnt_words_equal_the_full_parse(
+    batches: list[list[bytes]],
+) -> None:
+    words = LevelWords()  # one source's batches, one after the other
+    for ls in batches:
+        batch = batch_of(ls)
+        found = level_codes(batch, None, True, words)
+        if found is not None:
+            values, codes, _ = found
+            assert [values[c] for c in codes] == exact(batch)
+
+
+def test_level_words_are_learnt_then_decoded_as_cached_strings() -> None:
+    words = LevelWords()
+    first = [b'{"level":"info","m":1}', b'{"level":"warn"}', b'{"level":null}']
+    assert level_codes(batch_of(first), None, True, words) == (
+        ["info", "warn", None],
+        bytes([0, 1, 2]),
+        False,
+    )
+    assert words.missed and words.words == {"info", "warn"}
+    again = [b'{"level":"warn"}', b'{"level":"inf\\u006f"}']
+    assert level_codes(batch_of(again), None, True, words) == (
+        ["warn", "info"],
+        bytes([0, 1]),
+        False,
+    )
+    assert not words.missed  # the word decoder knew every value
+    keys, more = decoded_keys(again, None, words=words), decoded_keys(first, None, words=words)
+    assert keys is not None and more is not None
+    assert keys[1].level == "info" and keys[1].level is more[0].level  # one string per word
+    new = [b'{"level":"error"}', b'{"level":30}', b'{"level":"info"}']
+    assert level_codes(batch_of(new), None, True, words) == (
+        ["error", "30", "info"],
+        bytes([0, 1, 2]),
+        False,
+    )
+    assert words.missed and words.words == {"info", "warn", "error"}
+    many = [f'{{"level":"w{i}"}}'.encode() for i in range(70)]
+    assert level_codes(batch_of(many), None, True, words) is not None
+    assert not words.learning and words.decoder is None  # not a level vocabulary: given up
 
 
 def test_level_codes_are_taken_for_ordinary_logs() -> None:

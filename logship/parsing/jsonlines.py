@@ -12,6 +12,18 @@ from logship.parsing.options import ParseOptions
 from logship.parsing.parsed import Parsed, from_fields
 
 
+def json_array(lines: list[bytes]) -> bytes:
+    """``[`` + ``,\n``.join(lines) + ``]`` with one copy of the lines (the brackets go on the
+    first and last line's copies): the text one C parse reads a whole batch from.
+
+    Lines are joined with ``,\n``: a JSON string cannot hold a raw newline, so a line that
+    ends inside a string (``{"a":"``) cannot combine with the next one into valid JSON.
+    """
+    if len(lines) > 1:
+        return b",\n".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
+    return b"[" + lines[0] + b"]" if lines else b"[]"
+
+
 def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | None], list[int]]:
     """JSON objects per line (None for other lines) and the indices of malformed lines.
 
@@ -21,10 +33,8 @@ def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | N
     n = len(lines)
     if not n:
         return [], []
-    # Lines are joined with ",\n": a JSON string cannot hold a raw newline, so a line that
-    # ends inside a string (`{"a":"`) cannot combine with the next one into valid JSON.
     try:  # the usual case: every line is one object, parsed in one C call and checked in C
-        whole = orjson.loads(b"[" + b",\n".join(lines) + b"]")
+        whole = orjson.loads(json_array(lines))
         if len(whole) == n and set(map(type, whole)) == {dict}:
             return whole, []
     except orjson.JSONDecodeError:
@@ -38,7 +48,7 @@ def parse_objects(lines: list[bytes], fmt: str) -> tuple[list[dict[str, Any] | N
     if not candidates:
         return out, malformed
     try:  # one C call for the whole batch when every line is well-formed
-        parsed = orjson.loads(b"[" + b",\n".join([lines[i] for i in candidates]) + b"]")
+        parsed = orjson.loads(json_array([lines[i] for i in candidates]))
         if len(parsed) != len(candidates) or not all(isinstance(o, dict) for o in parsed):
             raise ValueError("not one object per line")
         for i, obj in zip(candidates, parsed, strict=True):

@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
+from logship.parsing.jsonlines import json_array
 from logship.parsing.parsed import LEVEL_KEYS
 
 _INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
@@ -120,11 +121,7 @@ class ColumnDecoder:
         shape = self._shapes[shape_key] if known else self._shape(keys, kinds)
         if shape is None:
             return None
-        # One copy of the lines: the brackets go on the first and last line's copies.
-        if len(lines) == 1:
-            joined = b"[" + lines[0] + b"]"
-        else:
-            joined = b",\n".join([b"[" + lines[0], *lines[1:-1], lines[-1] + b"]"])
+        joined = json_array(lines)
         objs = None
         if shape.decode_words is not None:
             try:

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 def _derived(
-    batch: Batch, lines: list[bytes], offsets: list[int], nbytes: int | None = None
+    batch: Batch, lines: list[bytes], offsets: list[int] | None, nbytes: int | None = None
 ) -> Batch:
     out = Batch(
         batch.info,
@@ -41,8 +41,8 @@ def select(batch: Batch, keep: list[int]) -> Batch:
     """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest."""
     if len(keep) == len(batch.lines):
         return batch
-    offsets = batch.line_offsets()
-    out = _derived(batch, take(batch.lines, keep), take(offsets, keep))
+    out = _derived(batch, take(batch.lines, keep), None)
+    out.offsets_from(batch, keep)
     ts = batch._ts
     if ts is not None:
         out._ts = ts.select(keep, take(ts.seconds, keep), take(ts.fractions, keep))
@@ -151,7 +151,7 @@ class LineStarts:
     def starts(self) -> list[int]:
         if self._starts is None:
             b = self._batch
-            if b is not None and b.offsets is None:
+            if b is not None and b.offsets_are_lengths():
                 self._starts, self._base = b.line_offsets(), b.start_offset
             else:
                 self._starts = line_starts(self._lines)
@@ -165,13 +165,21 @@ class LineStarts:
         """Where line ``i`` starts in the joined text."""
         return self.starts()[i] - self._base
 
+    def hit(self, pos: int, first: int) -> tuple[int, int]:
+        """The line of a search hit at ``pos`` and where the next line starts (see
+        :class:`LineIndex`)."""
+        i = self.line_of(pos)
+        return i, self.start(i + 1) if i + 1 < len(self._lines) else -1
+
 
 class LineIndex(Protocol):
     """Where the lines of a joined text start: :class:`LineStarts`, or a batch's scan."""
 
-    def line_of(self, pos: int) -> int: ...
-
-    def start(self, i: int) -> int: ...
+    def hit(self, pos: int, first: int) -> tuple[int, int]:
+        """The index of the line holding ``pos``, a hit of a search that found nothing
+        from the start of line ``first`` up to it, and where the line after it starts (-1
+        past the last line)."""
+        ...
 
 
 def lines_containing(
@@ -192,13 +200,14 @@ def lines_containing(
         return
     if starts is None:
         starts = LineStarts(lines)
-    n = len(lines)
+    first = 0
     while pos != -1:
-        i = starts.line_of(pos)
+        i, after = starts.hit(pos, first)
         found.add(i)
-        if i + 1 >= n:
+        if after < 0:
             return
-        pos = haystack.find(needle, starts.start(i + 1))
+        first = i + 1
+        pos = haystack.find(needle, after)
 
 
 def line_starts(lines: list[bytes], first: int = 0) -> list[int]:

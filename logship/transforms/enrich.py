@@ -32,6 +32,7 @@ from logship.transforms.batchops import (
     split_by_code,
 )
 from logship.transforms.filter import level_codes, level_column
+from logship.transforms.jsonlevels import LevelWords
 from logship.transforms.scan import BatchScan
 
 log = logging.getLogger("logship.transforms")
@@ -120,6 +121,7 @@ class Enricher:
         self.refused: set[str] = set()
         self._infos: dict[Any, tuple[SourceInfo, SourceInfo]] = {}
         self._level_only = True
+        self._words = LevelWords()  # the level words this source's lines were seen with
 
     def _info(self, base: SourceInfo, extra: tuple[tuple[str, str], ...]) -> SourceInfo:
         """The merged info for a file's info and field values, made once and shared."""
@@ -160,7 +162,7 @@ class Enricher:
     ) -> list[tuple[tuple[tuple[str, str], ...], Batch]] | None:
         """The parts by the level alone, from the level codes (no column of strings); None
         when the batch needs the general path, empty when the label was refused."""
-        found = level_codes(batch, scan, self._level_only)
+        found = level_codes(batch, scan, self._level_only, self._words)
         if found is None:
             return None
         values, codes, missing = found

@@ -18,7 +18,7 @@ from logship.parsing.levels import normalize_level
 from logship.parsing.parsed import LEVEL_KEYS
 from logship.telemetry import Telemetry
 from logship.transforms.batchops import field_column, matching_lines, parse_objects, select
-from logship.transforms.jsonlevels import raw_level_codes, raw_levels
+from logship.transforms.jsonlevels import LevelWords, raw_level_codes, raw_levels
 from logship.transforms.scan import BatchScan
 
 
@@ -81,7 +81,10 @@ def level_column(
 
 
 def level_codes(
-    batch: Batch, scan: BatchScan | None = None, level_only: bool = False
+    batch: Batch,
+    scan: BatchScan | None = None,
+    level_only: bool = False,
+    words: LevelWords | None = None,
 ) -> tuple[list[str | None], bytes, bool] | None:
     """The level column as its distinct values (first seen first), one byte per line (the
     index of the line's value), and whether a line had no ``level`` key (then ``lvl`` or
@@ -93,7 +96,7 @@ def level_codes(
     """
     if batch._records is not None or batch.info.format not in ("json", "auto"):
         return None
-    found = raw_level_codes(batch.lines, scan, level_only)
+    found = raw_level_codes(batch.lines, scan, level_only, words)
     if found is None:
         return None
     distinct, codes, missing = found

@@ -31,9 +31,10 @@ both parsers.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -53,6 +54,7 @@ class _Level(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(list[_LevelKeys])
+_MAX_WORDS = 64  # level words learnt per source; past them, levels are decoded as any value
 # ``level`` alone: ~15 % cheaper where every line has it (most loggers); a batch where some
 # line has not is decoded again with the three keys.
 _LEVEL_DECODER = msgspec.json.Decoder(list[_Level])
@@ -78,8 +80,8 @@ def _agree(scan: BatchScan) -> bool:
     for classes in scan.class_texts():
         if _BIG_EXPONENT.search(classes) is not None:
             return False
-        if longest >= len(_LONG_NUMBER) and _LONG_NUMBER in classes:
-            return False
+    if longest >= len(_LONG_NUMBER) and scan.holds_run(_LONG_NUMBER):
+        return False
     if longest >= 2 * _MAX_BRACKETS:
         for line in lines:
             if len(line) >= 2 * _MAX_BRACKETS and (
@@ -104,12 +106,63 @@ def _first_level(keys: _LevelKeys) -> Any:
     return None
 
 
+class LevelWords:
+    """The level words one source's lines were seen with, and a decoder of the ``level`` key
+    typed as a ``Literal`` of them.
+
+    msgspec returns a ``Literal`` value as the one cached string of its word, where it makes
+    a new string per line for any value: no allocation, and its hash is known when the level
+    codes look it up (~300 instructions a line less). A value the decoder does not know
+    (a new word, a number) makes msgspec refuse the batch; the batch is then decoded with
+    any value, and its words are learnt for the next batches, up to :data:`_MAX_WORDS`.
+    """
+
+    __slots__ = ("decoder", "missed", "words")
+
+    def __init__(self) -> None:
+        self.words: frozenset[str] = frozenset()
+        self.decoder: msgspec.json.Decoder[list[Any]] | None = None
+        self.missed = False  # the last batch had a value the decoder did not know
+
+    def decode(self, text: bytes, decoder: Any) -> list[Any]:
+        """The keys of ``text`` by the word decoder, or by ``decoder`` if it refuses."""
+        if self.decoder is not None:
+            try:
+                return self.decoder.decode(text)
+            except msgspec.ValidationError:
+                pass
+        self.missed = True
+        return decoder.decode(text)  # type: ignore[no-any-return]
+
+    def learn(self, values: list[Any]) -> None:
+        """Expect the string ``values`` too (the distinct raw levels of a batch)."""
+        words = self.words.union(v for v in values if type(v) is str)
+        if len(words) > _MAX_WORDS:  # not a level vocabulary: stop learning and trying
+            self.words, self.decoder = words, None
+            return
+        if words and (words != self.words or self.decoder is None):
+            self.words = words
+            word = Literal[tuple(sorted(words))]  # type: ignore[valid-type]
+            struct = msgspec.defstruct(
+                "_LevelWord", [("level", word | None | msgspec.UnsetType, _UNSET)], gc=False
+            )
+            self.decoder = msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+
+    @property
+    def learning(self) -> bool:
+        return len(self.words) <= _MAX_WORDS
+
+
 def decoded_keys(
-    lines: list[bytes], scan: BatchScan | None = None, decoder: Any = _DECODER
+    lines: list[bytes],
+    scan: BatchScan | None = None,
+    decoder: Any = _DECODER,
+    words: LevelWords | None = None,
 ) -> list[Any] | None:
     """Each line's level keys as msgspec reads them (``decoder``: all three, or ``level``
-    alone); None when the batch needs the full parse (a line that is not a JSON object, or a
-    case where the two parsers could differ)."""
+    alone; ``words``: the source's level words, tried first); None when the batch needs the
+    full parse (a line that is not a JSON object, or a case where the two parsers could
+    differ)."""
     n = len(lines)
     if not n:
         return []
@@ -118,12 +171,15 @@ def decoded_keys(
     if not _agree(scan):
         return None
     text, patches = scan.decode_source()
+    decode: Any = (
+        decoder.decode if words is None else functools.partial(words.decode, decoder=decoder)
+    )
     try:
-        keys: list[Any] = decoder.decode(text)
+        keys: list[Any] = decode(text)
         if len(keys) != n:
             return None
         for i, line in patches.items():  # lines changed since the text was made
-            one = decoder.decode(b"[" + line + b"]")
+            one = decode(b"[" + line + b"]")
             if len(one) != 1:
                 return None
             keys[i] = one[0]
@@ -160,7 +216,10 @@ class _Codes(dict[Any, int]):
 
 
 def raw_level_codes(
-    lines: list[bytes], scan: BatchScan | None = None, level_only: bool = False
+    lines: list[bytes],
+    scan: BatchScan | None = None,
+    level_only: bool = False,
+    words: LevelWords | None = None,
 ) -> tuple[list[Any], bytes, bool] | None:
     """The distinct raw level values (first seen first), each line's index into them (one
     byte per line) and whether a line had no ``level`` key, in one C pass over the decoded
@@ -168,8 +227,13 @@ def raw_level_codes(
     holds a handful). ``level_only``: decode the ``level`` key alone first (the caller's guess
     from its last batch). None when :func:`raw_levels` would say None, and also when a value
     is unhashable, when there are more than 256 values, or when values of different types
-    could meet as one key (``True`` and ``1``)."""
-    keys = decoded_keys(lines, scan, _LEVEL_DECODER if level_only else _DECODER)
+    could meet as one key (``True`` and ``1``). ``words``: the source's level words (with
+    ``level_only``), tried first and learnt from this batch when they did not know it."""
+    if not level_only or (words is not None and not words.learning):
+        words = None
+    if words is not None:
+        words.missed = False
+    keys = decoded_keys(lines, scan, _LEVEL_DECODER if level_only else _DECODER, words)
     if keys is None:
         return None
     table = _Codes()
@@ -187,6 +251,8 @@ def raw_level_codes(
     except (TypeError, ValueError):  # unhashable, or a code past 255
         return None
     distinct = list(table)
+    if words is not None and words.missed and not missing:
+        words.learn(distinct)
     if not set(map(type, distinct)) <= {str, type(None)}:
         # Equal keys of other types merge in a dict (True and 1, 1 and 1.0): the types are
         # checked per line here (numeric levels only), then the values per distinct value.

@@ -40,7 +40,7 @@ from logship.transforms.batchops import (
     matching_lines,
     replace_lines,
 )
-from logship.transforms.scan import CLASSES, BatchScan, scan_of
+from logship.transforms.scan import CLASSES, RUN, BatchScan, scan_of
 
 _TOKEN = rb"[A-Za-z0-9\-._~+/]+=*"
 
@@ -78,7 +78,7 @@ BUILTIN: dict[str, tuple[bytes, tuple[bytes, ...] | None]] = {
 # become "0" and what separates lines does not; every card number is then a run of at least
 # 13 "0"s, which ``find`` locates. About 8x cheaper than a regex search of the batch on
 # digit-heavy JSON logs (timestamps, ids), where every digit would start a match attempt.
-_CARD_ANCHOR = b"0" * 13
+_CARD_ANCHOR = RUN
 
 
 def luhn_ok(digits: bytes) -> bool:
@@ -145,9 +145,7 @@ class CardRule(Rule):
 
     def scan_candidates(self, scan: BatchScan) -> list[int]:
         """:meth:`candidates` from the batch's shared scan (its classes are this rule's table)."""
-        found: set[int] = set()
-        scan.lines_with(_CARD_ANCHOR, found)
-        return sorted(found)
+        return sorted(scan.run_lines())
 
     def sub(self, text: bytes) -> tuple[bytes, int]:
         count = 0

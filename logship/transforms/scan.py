@@ -18,10 +18,12 @@ msgspec decodes the old text and then each changed line on its own.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import operator
 
 from logship.parsing.batch import Batch
+from logship.parsing.jsonlines import json_array
 from logship.transforms.batchops import lines_containing
 
 # Digits, spaces, dashes and "+" (what card numbers and numbers' signs are made of) -> "0";
@@ -44,6 +46,10 @@ CLASSES = bytes(
 # one list of every line's start (a C pass that makes an int per line) is cheaper.
 _FEW_HITS = 64
 
+# Every card number is a run of at least this many "0"s in the classes, and so is every other
+# run a check looks for (a number too long for a double): the lines holding one are found once.
+RUN = b"0" * 13
+
 
 class BatchScan:
     """``[`` + ``,\\n``.join(lines) + ``]`` of one list of lines, its classes, its line starts.
@@ -60,8 +66,10 @@ class BatchScan:
     __slots__ = (
         "_classes",
         "_hits",
+        "_run_lines",
         "_starts",
         "_text",
+        "base_runs",
         "base_text",
         "batch",
         "changed_classes",
@@ -74,11 +82,12 @@ class BatchScan:
         self, lines: list[bytes], batch: Batch | None = None, text: bytes | None = None
     ) -> None:
         self.lines = lines
-        self._text: bytes | None = b"[" + b",\n".join(lines) + b"]" if text is None else text
+        self._text: bytes | None = json_array(lines) if text is None else text
         # The batch lends its line offsets when they are computed from the lines' lengths.
-        lend = batch is not None and batch.lines is lines and batch.offsets is None
+        lend = batch is not None and batch.lines is lines and batch.offsets_are_lengths()
         self.batch = batch if lend else None
         self._hits = 0
+        self._run_lines: set[int] | None = None
         self._classes: bytes | None = None
         self._starts: list[int] | None = None
         # For a scan from replaced(): the text and classes it came from, the changed lines
@@ -87,12 +96,14 @@ class BatchScan:
         self.patches: dict[int, bytes] = {}
         self.old_classes: list[bytes] = []
         self.changed_classes = b""
+        # The lines (and their indices) that held a RUN in the scan this one came from.
+        self.base_runs: tuple[list[bytes], set[int]] | None = None
 
     @property
     def text(self) -> bytes:
         """``[`` + ``,\\n``.join(lines) + ``]`` (joined on first use for a replaced scan)."""
         if self._text is None:
-            self._text = b"[" + b",\n".join(self.lines) + b"]"
+            self._text = json_array(self.lines)
         return self._text
 
     def decode_source(self) -> tuple[bytes, dict[int, bytes]]:
@@ -166,6 +177,49 @@ class BatchScan:
                 return offsets[i] - offsets[0] + 1 + i
         return self.starts()[i]
 
+    def hit(self, pos: int, first: int) -> tuple[int, int]:
+        """The line of a search hit at ``pos`` (nothing found from line ``first`` up to it)
+        and where the line after it starts (-1 past the last line).
+
+        In a tailer's batch no line holds a newline: the hit's line is the text between the
+        newlines around it (``find`` and ``rfind``, C searches), looked up among the lines
+        from ``first`` on. A line there equal to it would hold the same match and have been
+        hit first, so the first equal line is the one. This costs a comparison of lengths
+        per line passed over, against an int per line for the batch's offsets.
+        """
+        if self.batch is not None and self._starts is None:
+            text = self.text
+            nl = text.find(b"\n", pos)
+            end = len(text) - 1 if nl < 0 else nl - 1
+            begin = text.rfind(b"\n", 0, pos) + 1 or 1
+            with contextlib.suppress(ValueError):  # not reached: the line is there
+                return self.lines.index(text[begin:end], first), (nl + 1 if nl >= 0 else -1)
+        i = self.line_of(pos)
+        return i, self.start(i + 1) if i + 1 < len(self.lines) else -1
+
+    def run_lines(self) -> set[int]:
+        """The lines whose classes hold a :data:`RUN` (found once, with ``find``)."""
+        if self._run_lines is None:
+            self._run_lines = set()
+            self.lines_with(RUN, self._run_lines)
+        return self._run_lines
+
+    def holds_run(self, needle: bytes) -> bool:
+        """Whether some line's classes hold ``needle``, a run of at least 13 ``0``.
+
+        Only the lines known to hold a :data:`RUN` are looked at when they are known (the
+        card-number rule found them, here or in the scan this one was replaced from);
+        otherwise one search of the classes.
+        """
+        if self._run_lines is not None:
+            return any(needle in self.lines[i].translate(CLASSES) for i in self._run_lines)
+        if self.base_runs is not None and self._classes is None:
+            old_lines, old_runs = self.base_runs
+            return needle in self.changed_classes or any(
+                needle in old_lines[i].translate(CLASSES) for i in old_runs
+            )
+        return any(needle in classes for classes in self.class_texts())
+
     def lines_with(self, needle: bytes, found: set[int]) -> None:
         """Add to ``found`` every line whose classes hold ``needle`` (no ``,`` in it)."""
         lines_containing(self.classes(), needle, self.lines, found, self)
@@ -180,6 +234,8 @@ class BatchScan:
         out.patches = changed
         out.old_classes = self.class_texts()
         out.changed_classes = (b",".join(changed.values()) + b",").translate(CLASSES)
+        if self._run_lines is not None:
+            out.base_runs = (self.lines, self._run_lines)
         return out
 
 

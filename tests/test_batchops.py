@@ -59,11 +59,13 @@ def test_split_by_code_equals_selecting_each_codes_lines(raw: list[int], records
     order = list(dict.fromkeys(raw))  # codes numbered in first-seen order, every code used
     codes = bytes(order.index(c) for c in raw)
     lines = [b"line %d" % i for i in range(len(raw))]
-    batch = Batch(SourceInfo("a", "/x", "json"), lines, 100, 200, 0)
+    end = 100 + sum(len(line) + 1 for line in lines)
+    batch = Batch(SourceInfo("a", "/x", "json"), lines, 100, end, 0)
     batch.timestamps()
     if records:
         batch._records = [{"i": i} for i in range(len(raw))]
     parts = split_by_code(batch, codes, len(order))
+    assert sum(p.nbytes for p in parts) == batch.nbytes  # the largest part's is the rest
     groups = list(naive_groups(list(codes)).values())
     assert len(parts) == len(groups)
     for part, idx in zip(parts, groups, strict=True):

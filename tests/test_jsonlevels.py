@@ -8,6 +8,7 @@ objects, numbers too large for a double, invalid UTF-8, deep nesting and malform
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from hypothesis import given, settings
@@ -164,3 +165,16 @@ def test_a_deep_line_in_a_deep_call_stack_takes_the_full_parse() -> None:
         return level_column(batch_of([line])) if n == 0 else nested(n - 1)
 
     assert nested(100) == ["info"] == exact(batch_of([line]))
+
+
+def test_a_line_deeper_than_orjson_allows_takes_the_full_parse_under_any_recursion_limit() -> None:
+    """With a raised limit msgspec would read a line orjson refuses: the brackets are counted."""
+    line = b'{"level":"info","deep":' + b"[" * 1100 + b"]" * 1100 + b"}"
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(5000)
+        assert raw_levels([b'{"level":"warn"}', line]) is None
+        batch = batch_of([b'{"level":"warn"}', line])
+        assert level_column(batch) == exact(batch) == ["warn", None]
+    finally:
+        sys.setrecursionlimit(limit)

@@ -88,7 +88,7 @@ class Batch:
         self.offsets = offsets
         # A part cut from another batch (transforms) takes its offsets from that batch's
         # when asked: Loki never asks, and computing them cost ~50 ns a line.
-        self._offsets_of: tuple[Batch, list[int]] | None = None
+        self._offsets_of: tuple[Batch, list[int] | None] | None = None
         self.ticket: Ticket | JoinTicket | None = None
         # Given when the timestamps come from outside the line (a container runtime's).
         self._ts: TimestampColumn | None = timestamps
@@ -106,8 +106,9 @@ class Batch:
         the joined lines from them. False for framed lines (offsets given) and for parts."""
         return self.offsets is None and self._offsets_of is None
 
-    def offsets_from(self, whole: Batch, keep: list[int]) -> None:
-        """Take this part's offsets from ``whole``'s lines at ``keep``, when first asked."""
+    def offsets_from(self, whole: Batch, keep: list[int] | None) -> None:
+        """Take this batch's offsets from ``whole``'s lines at ``keep`` (None: every line,
+        as for a batch whose lines' text was replaced), when first asked."""
         self._offsets_of = (whole, keep)
 
     def line_offsets(self) -> list[int]:
@@ -116,11 +117,12 @@ class Batch:
             whole, keep = self._offsets_of
             self._offsets_of = None
             offsets = whole.line_offsets()
-            self.offsets = (
-                list(operator.itemgetter(*keep)(offsets))
-                if len(keep) > 1
-                else [offsets[i] for i in keep]
-            )
+            if keep is None:
+                self.offsets = offsets
+            elif len(keep) > 1:
+                self.offsets = list(operator.itemgetter(*keep)(offsets))
+            else:
+                self.offsets = [offsets[i] for i in keep]
         elif self.offsets is None:
             # Each line is followed by its newline; every step runs in C (no lambda).
             # operator.add over repeat(1): a C call per line, where a bound (1).__add__

@@ -37,11 +37,12 @@ def _derived(
     return out
 
 
-def select(batch: Batch, keep: list[int]) -> Batch:
-    """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest."""
+def select(batch: Batch, keep: list[int], nbytes: int | None = None) -> Batch:
+    """The lines at ``keep`` (ascending indices); same end offset, so acks cover the rest.
+    ``nbytes``: their size, when the caller knows it."""
     if len(keep) == len(batch.lines):
         return batch
-    out = _derived(batch, take(batch.lines, keep), None)
+    out = _derived(batch, take(batch.lines, keep), None, nbytes)
     out.offsets_from(batch, keep)
     ts = batch._ts
     if ts is not None:
@@ -59,7 +60,13 @@ def split_by_code(batch: Batch, codes: bytes, k: int) -> list[Batch]:
     """
     if k == 1:
         return [batch]
-    return [select(batch, idx) for idx in indices_by_code(codes, k)]
+    groups = indices_by_code(codes, k)
+    # The largest part's size is what the others leave of the batch's: one pass over the
+    # lengths of the smaller parts only.
+    largest = max(range(k), key=lambda c: len(groups[c]))
+    parts = [select(batch, idx, 0 if c == largest else None) for c, idx in enumerate(groups)]
+    parts[largest].nbytes = max(0, batch.nbytes - sum(p.nbytes for p in parts))
+    return parts
 
 
 def take(items: list[T], indices: list[int]) -> list[T]:
@@ -121,13 +128,13 @@ def replace_lines(batch: Batch, changed: dict[int, bytes]) -> Batch:
     if not changed:
         return batch
     ts = batch.timestamps()
-    offsets = batch.line_offsets()
     lines = list(batch.lines)
     grown = 0
     for i, text in changed.items():
         grown += len(text) - len(lines[i])
         lines[i] = text
-    out = _derived(batch, lines, offsets, batch.nbytes + grown)
+    out = _derived(batch, lines, None, batch.nbytes + grown)
+    out.offsets_from(batch, None)  # the lines' positions in the file did not change
     out._ts = ts
     return out
 

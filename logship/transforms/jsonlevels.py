@@ -19,9 +19,10 @@ does not look at while skipping, each ruled out by a C-speed check of the joined
   ``e``/``E`` to ``e``, what may end a number to ``,``, the rest to ``x``; shared with the
   card-number pre-check) and neither shape is found in it (a hex id's ``e123`` ends in a
   quote, not a comma; spaces after a number join its run of ``0``, before the ``,``);
-* nesting deeper than orjson allows (1024): no line has 1000 brackets (and msgspec, which
-  counts nesting against the interpreter's recursion limit, hands a line too deep for the
-  current call stack to the full parse);
+* nesting deeper than orjson allows (1024): msgspec counts nesting against the interpreter's
+  recursion limit and hands a line too deep for the current call stack to the full parse
+  (RecursionError); on Python 3.11 with a limit under 1024 that covers every line orjson
+  refuses, otherwise no line may have 1000 brackets;
 * the level value itself: only strings, null, booleans and integers that orjson keeps as
   integers are taken from msgspec.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+import sys
 from typing import Any, Literal
 
 import msgspec
@@ -61,6 +63,7 @@ _LEVEL_DECODER = msgspec.json.Decoder(list[_Level])
 _BIG_EXPONENT = re.compile(rb"e000+,")  # literal prefix: a fast scan in C
 _LONG_NUMBER = b"0" * 210
 _MAX_BRACKETS = 1000
+_ORJSON_DEPTH = 1024  # orjson refuses a line nested this deep
 _GET_LEVEL = operator.attrgetter("level")
 _INT_MIN = -(1 << 63)
 _INT_END = 1 << 64
@@ -76,19 +79,31 @@ def _agree(scan: BatchScan) -> bool:
             except UnicodeDecodeError:
                 return False
     lines = scan.lines
-    longest = max(map(len, lines))
     for classes in scan.class_texts():
         if _BIG_EXPONENT.search(classes) is not None:
             return False
-    if longest >= len(_LONG_NUMBER) and scan.holds_run(_LONG_NUMBER):
+    # The lines' greatest length (a C pass) only when a check needs it.
+    longest = -1 if scan.knows_runs() and not _deep_lines_pass() else max(map(len, lines))
+    if (longest < 0 or longest >= len(_LONG_NUMBER)) and scan.holds_run(_LONG_NUMBER):
         return False
-    if longest >= 2 * _MAX_BRACKETS:
+    if longest >= 2 * _MAX_BRACKETS and _deep_lines_pass():
         for line in lines:
             if len(line) >= 2 * _MAX_BRACKETS and (
                 line.count(b"[") + line.count(b"{") >= _MAX_BRACKETS
             ):
                 return False
     return True
+
+
+def _deep_lines_pass() -> bool:
+    """Whether msgspec may accept a line nested deeper than orjson does (1024).
+
+    On Python 3.11 msgspec counts nesting against the interpreter's recursion limit, frames
+    below included: with a limit under 1024 it refuses (RecursionError: the full parse) every
+    line orjson refuses for its depth, so no line needs counting. Later versions count C
+    recursion against a fixed, larger limit.
+    """
+    return sys.version_info >= (3, 12) or sys.getrecursionlimit() >= _ORJSON_DEPTH
 
 
 def _safe_value(v: Any) -> bool:

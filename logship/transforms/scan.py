@@ -204,6 +204,10 @@ class BatchScan:
             self.lines_with(RUN, self._run_lines)
         return self._run_lines
 
+    def knows_runs(self) -> bool:
+        """Whether :meth:`holds_run` looks at a few lines only (their runs are known)."""
+        return self._run_lines is not None or (self.base_runs is not None and self._classes is None)
+
     def holds_run(self, needle: bytes) -> bool:
         """Whether some line's classes hold ``needle``, a run of at least 13 ``0``.
 

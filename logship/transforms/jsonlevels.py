@@ -83,10 +83,10 @@ def _agree(scan: BatchScan) -> bool:
         if _BIG_EXPONENT.search(classes) is not None:
             return False
     # The lines' greatest length (a C pass) only when a check needs it.
-    longest = -1 if scan.knows_runs() and not _deep_lines_pass() else max(map(len, lines))
+    longest = -1 if scan.knows_runs() and not _msgspec_may_nest_deeper() else max(map(len, lines))
     if (longest < 0 or longest >= len(_LONG_NUMBER)) and scan.holds_run(_LONG_NUMBER):
         return False
-    if longest >= 2 * _MAX_BRACKETS and _deep_lines_pass():
+    if longest >= 2 * _MAX_BRACKETS and _msgspec_may_nest_deeper():
         for line in lines:
             if len(line) >= 2 * _MAX_BRACKETS and (
                 line.count(b"[") + line.count(b"{") >= _MAX_BRACKETS
@@ -95,7 +95,7 @@ def _agree(scan: BatchScan) -> bool:
     return True
 
 
-def _deep_lines_pass() -> bool:
+def _msgspec_may_nest_deeper() -> bool:
     """Whether msgspec may accept a line nested deeper than orjson does (1024).
 
     On Python 3.11 msgspec counts nesting against the interpreter's recursion limit, frames

@@ -103,6 +103,21 @@ def group_indices(column: list[Any]) -> dict[Any, list[int]]:
     return groups
 
 
+_INDICES: list[int] = []
+_KEPT_INDICES = 16_384  # ~600 KiB of ints at most: a 1 MiB batch of 64-byte lines
+
+
+def _indices(n: int) -> list[int]:
+    """``list(range(n))`` from one kept list of the ints: most are past the interpreter's
+    small ints, and making (then freeing) one object per line of every batch costs more
+    than slicing."""
+    if n > _KEPT_INDICES:
+        return list(range(n))
+    if n > len(_INDICES):
+        _INDICES.extend(range(len(_INDICES), min(max(n, 2 * len(_INDICES), 1024), _KEPT_INDICES)))
+    return _INDICES[:n]
+
+
 def indices_by_code(codes: bytes, k: int) -> list[list[int]]:
     """Line indices of each code ``0..k-1`` (one byte per line), ascending."""
     n = len(codes)
@@ -110,7 +125,7 @@ def indices_by_code(codes: bytes, k: int) -> list[list[int]]:
         return [list(range(n))]
     if k <= len(_ONE_CODE):
         # One list of the indices, shared by the passes: a range would make each int again.
-        every = list(range(n))
+        every = _indices(n)
         return [list(itertools.compress(every, codes.translate(t))) for t in _ONE_CODE[:k]]
     groups: list[list[int]] = [[] for _ in range(k)]
     for i, c in enumerate(codes):

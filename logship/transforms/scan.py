@@ -18,7 +18,6 @@ msgspec decodes the old text and then each changed line on its own.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import itertools
 import operator
 
@@ -192,8 +191,10 @@ class BatchScan:
             nl = text.find(b"\n", pos)
             end = len(text) - 1 if nl < 0 else nl - 1
             begin = text.rfind(b"\n", 0, pos) + 1 or 1
-            with contextlib.suppress(ValueError):  # not reached: the line is there
+            try:
                 return self.lines.index(text[begin:end], first), (nl + 1 if nl >= 0 else -1)
+            except ValueError:  # not reached: the line is there
+                pass
         i = self.line_of(pos)
         return i, self.start(i + 1) if i + 1 < len(self.lines) else -1
 

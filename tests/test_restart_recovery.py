@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import AgentProcess, wait_until, write_lines
+from fakes.loki import FakeLoki, IncomingRequest, Reply
 from test_tail_stdout import messages
 
 
@@ -149,3 +151,47 @@ tailing: {{read_chunk_size: 16KiB}}
         a.signal(signal.SIGTERM)
         assert a.wait(30) == 0, a.stderr
         assert "drain timeout" in a.stderr
+
+
+def test_lines_in_flight_when_a_cut_file_stops_do_not_become_the_new_contents_offset(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    """Found by the model-based test (random mode). The file is cut while its lines wait for
+    a sink that refuses them, and the agent is stopped before they are delivered; they are
+    delivered while it stops. Their offsets are the old content's: saved as the checkpoint of
+    the new content, the next start would skip the new content's first bytes."""
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    refusing = threading.Event()
+    refusing.set()
+    tried = threading.Event()
+
+    def hook(_request: IncomingRequest) -> Reply | None:
+        tried.set()
+        return Reply(503, "service unavailable") if refusing.is_set() else None
+
+    with FakeLoki(hook=hook) as loki:
+        write_lines(log, [])
+        first = agents(
+            "tail", "--state-dir", str(state), "--log-level", "info", "--to", f"loki:{loki.url}",
+            str(log),
+        )  # fmt: skip
+        wait_until(lambda: "agent started" in first.stderr, 30, "agent start")
+        old = [f"old line {i:02d} " + "x" * 40 for i in range(20)]
+        write_lines(log, old)
+        wait_until(tried.is_set, 30, "a refused request")
+        os.truncate(log, 0)
+        wait_until(lambda: "file truncated" in first.stderr, 30, "the cut noticed")
+        first.signal(signal.SIGTERM)  # stopping while the old lines are still out
+        wait_until(lambda: "before the cut were delivered" in first.stderr, 30, "the tailer")
+        refusing.clear()
+        assert first.wait(60) == 0, first.stderr
+        assert sorted(loki.lines()) == old  # delivered while stopping
+        new = [f"new line {i:02d} " + "y" * 20 for i in range(60)]  # more bytes than the old
+        write_lines(log, new)
+        second = agents(
+            "tail", "--state-dir", str(state), "--log-level", "info", "--to", f"loki:{loki.url}",
+            str(log),
+        )  # fmt: skip
+        wait_until(lambda: len(loki.lines()) >= len(old) + len(new), 30, "the new lines")
+        _stop(second)
+        assert sorted(loki.lines()) == sorted(old + new)

@@ -168,6 +168,7 @@ class Tailer:
         self.submitted_end = offset
         self.stream_infos: dict[tuple[str | None, bool], SourceInfo] = {}
         self.truncations = 0  # truncations of this file noticed (and counted) by this tailer
+        self.cut_counted = False  # a cut counted while stopping, left for the next start
 
     # -- control from discovery / the agent ---------------------------------------------
     def wake(self) -> None:
@@ -204,7 +205,7 @@ class Tailer:
     async def run(self) -> None:
         try:
             await self._run()
-            if self.stopping and not self.once and self._replaced():
+            if self.stopping and not self.once and not self.cut_counted and self._replaced():
                 # Cut since the last look, and stopping: what it lost is known now, not later.
                 self._count_truncation(os.fstat(self.fd).st_size)
         finally:
@@ -322,6 +323,19 @@ class Tailer:
         # Offsets restart at 0: let everything read so far be delivered first.
         while self.acks.pending and not self.stopping:
             await asyncio.sleep(self.tailing.poll_interval)
+        if self.acks.pending:
+            # Stopping first: the old content's lines still out would, once delivered, move
+            # the committed offset in the new content's bytes (and lose what it holds up to
+            # there at the next start). Nothing is reset: the checkpoint keeps the old
+            # content's offset and fingerprint, and the next start, seeing the content
+            # changed, reads the file from its start.
+            self.cut_counted = True
+            log.info(
+                "stopping before the lines read before the cut were delivered; the next "
+                "start reads the file from its start",
+                extra={"path": self.path},
+            )
+            return True
         self.read_offset = self.emitted_offset = self.submitted_end = self.seen_size = 0
         self.carry = b""
         self.skip_newline = self.discarding = False

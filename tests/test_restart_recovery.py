@@ -7,6 +7,8 @@ stopped with SIGTERM in between, as a sidecar is on every rollout.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -195,3 +197,54 @@ def test_lines_in_flight_when_a_cut_file_stops_do_not_become_the_new_contents_of
         wait_until(lambda: len(loki.lines()) >= len(old) + len(new), 30, "the new lines")
         _stop(second)
         assert sorted(loki.lines()) == sorted(old + new)
+
+
+def test_an_offset_saved_with_an_empty_files_fingerprint_is_not_resumed(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    """A fingerprint covers at least what was read (a tailer takes it again while it reads
+    past it), so an offset saved with the fingerprint of an empty file, which matches every
+    file, can only come from a bug: the file is read from its start, not skipped."""
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, ["one", "two", "three"])
+    st = log.stat()
+    state.mkdir()
+    empty = "0:e3b0c44298fc1c149afbf4c8996fb924"  # sha256 of no bytes, as identity.py writes
+    checkpoint = {
+        "path": str(log), "offset": 8, "fingerprint": empty, "partial": False,
+        "updated": time.time(), "previous": [],
+    }  # fmt: skip
+    files = {f"tail:{st.st_dev}:{st.st_ino}": checkpoint}
+    (state / "checkpoints.json").write_text(json.dumps({"version": 1, "files": files}))
+    a = _follow(agents, log, state)
+    wait_until(lambda: len(messages(a)) >= 3, 30, "every line")
+    _stop(a)
+    assert messages(a) == ["one", "two", "three"]
+
+
+def test_a_followed_file_whose_content_was_replaced_is_read_from_its_start(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    """Found by the model-based test (random mode): a file cut and written again while the
+    agent waited on a sink, stopped more than a second later. Its checkpoint no longer
+    matches, and its change is older than the last save, so it passed for an old file
+    never seen, which ``start_at: end`` (the default) skips to its end: its lines were lost."""
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    write_lines(log, ["one", "two", "three"])
+    st = log.stat()
+    state.mkdir()
+    head = b"zero\n"  # what the checkpoint saw: other content, on this same file
+    seen = f"{len(head)}:{hashlib.sha256(head).hexdigest()[:32]}"
+    checkpoint = {
+        "path": str(log), "offset": len(head), "fingerprint": seen, "partial": False,
+        "updated": time.time(), "previous": [],
+    }  # fmt: skip
+    files = {f"tail:{st.st_dev}:{st.st_ino}": checkpoint}
+    saved = state / "checkpoints.json"
+    saved.write_text(json.dumps({"version": 1, "files": files}))
+    later = time.time() + 60  # saved well after the file last changed
+    os.utime(saved, (later, later))
+    a = _follow(agents, log, state)
+    wait_until(lambda: len(messages(a)) >= 3, 30, "the replaced content")
+    _stop(a)
+    assert messages(a) == ["one", "two", "three"]

@@ -33,3 +33,19 @@ def fingerprint_matches(fd: int, stored: str) -> bool:
     if len(head) < length:
         return False
     return f"{length}:{hashlib.sha256(head).hexdigest()[:32]}" == stored
+
+
+def checkpoint_holds(fd: int, stored: str, offset: int) -> bool:
+    """Whether a checkpoint (its fingerprint, its offset) may be resumed on this file.
+
+    The file must still start with the bytes the fingerprint saw, and the fingerprint must
+    have seen what a tailer had read by then: a tailer takes it again while it has read
+    past it, so it covers at least the offset's first :data:`FINGERPRINT_BYTES`. A
+    checkpoint that does not (an offset saved with the fingerprint of an empty file matches
+    every file) is not trusted: the file is read from its start, a duplicate at worst.
+    """
+    try:
+        length = int(stored.split(":", 1)[0])
+    except ValueError:
+        return False
+    return length >= min(offset, FINGERPRINT_BYTES) and fingerprint_matches(fd, stored)

@@ -27,8 +27,9 @@ What the model proves, once everything deliverable has arrived (bounded wait):
 Where loss is legitimate (and how the model computes it exactly): a truncation or copytruncate
 loses the lines the agent had not emitted when the file was cut. The model freezes the agent's
 event loop at a clean point (a callback that blocks), reads the file's tailer (emitted offset,
-read offset, last size seen), cuts the file, and lets the loop go: lines from the emitted offset
-on are lost; the bytes the agent had seen or read but not emitted must be counted in
+read offset, last size the tailer checked), cuts the file, and lets the loop go: lines from the
+emitted offset on are lost; the bytes the agent had checked or read but not emitted must be
+counted in
 ``truncated_bytes``; bytes written after the agent's last look are the inherent copytruncate
 race (documented in README, "Rotation"). Without a tailer on the current content (agent down,
 file not found yet, tailer still on the previous content), every line of that content not yet
@@ -557,7 +558,7 @@ class LogLifecycle(RuleBasedStateMachine):
             # No tailer on this content: nothing of it is read, what is undelivered is lost.
             self._lose(self._undelivered(p.lines), "truncated before the agent read it")
             return 0
-        emitted, read, seen = t.emitted_offset, t.read_offset, t.seen_size
+        emitted, read, seen = t.emitted_offset, t.read_offset, t.checked_size
         self._lose([ln for ln in p.lines if ln.start >= emitted], "truncated before emitted")
         # Seen or read but not emitted: counted. Written after the last look: the inherent race.
         counted = max(0, max(seen, read) - emitted)

@@ -162,6 +162,9 @@ class Tailer:
         self.last_data = time.monotonic()
         self.fp_len = int(acks.fingerprint.split(":", 1)[0] or 0)
         self.seen_size = offset  # the file's size when last looked at (fstat, or a rescan)
+        # The size last seen by the tailer itself with the content checked (fingerprint): what
+        # a cut is known to lose. A rescan's size may already be the next content's.
+        self.checked_size = offset
         # Container formats and multiline (None for plain lines: no framing cost at all).
         self.framer = framer if framer is not None and framer.active else None
         self.held = 0  # bytes the framer holds in open records, counted in the budget
@@ -286,7 +289,7 @@ class Tailer:
         two looks) its first bytes changed. What the file had beyond the last emitted line, read
         (a partial line) or only seen, is gone for good and counted. Bytes written and cut
         between two looks cannot be seen at all: the copytruncate race, inherent to it."""
-        lost = max(0, max(self.seen_size, self.read_offset) - self.emitted_offset)
+        lost = max(0, max(self.checked_size, self.read_offset) - self.emitted_offset)
         self.telemetry.truncated(self.path, lost)
         self.truncations += 1
         log.warning(
@@ -315,7 +318,7 @@ class Tailer:
         except OSError:
             return False
         if not self._replaced(size):
-            self.seen_size = size
+            self.seen_size = self.checked_size = size
             return False
         self._count_truncation(size)
         # What the framer holds will never be completed by the old content: emit it.
@@ -337,6 +340,7 @@ class Tailer:
             )
             return True
         self.read_offset = self.emitted_offset = self.submitted_end = self.seen_size = 0
+        self.checked_size = 0
         self.carry = b""
         self.skip_newline = self.discarding = False
         self.acks.committed = 0
@@ -353,7 +357,7 @@ class Tailer:
         got_any = False
         end: int | None = None
         if self.once:
-            end = self.seen_size = os.fstat(self.fd).st_size
+            end = self.seen_size = self.checked_size = os.fstat(self.fd).st_size
         while not self.stopping:
             if end is not None and self.read_offset >= end:
                 break

@@ -258,8 +258,8 @@ class Agent:
         file (created by a rotation just before a crash, or replaced while stopped) holds
         lines nobody read: it is read from its beginning, whatever ``start_at`` says.
         """
-        saved_at = self.store.saved_at
-        return saved_at is not None and st.st_ctime >= saved_at - 1.0  # coarse fs clocks
+        since = self.store.unseen_since
+        return since is not None and st.st_ctime >= since - 1.0  # coarse fs clocks
 
     def extra_labels(self, source: str) -> dict[str, str]:
         return dict(self.cfg.sources[source].labels)
@@ -417,15 +417,15 @@ class Agent:
         """At start: beside names the previous run followed that no file has now, files
         rotated away after its last save that it never checkpointed (found names are
         looked at beside themselves in :meth:`rescan`)."""
-        saved_at = self.store.saved_at
-        if saved_at is None:
+        since = self.store.unseen_since
+        if since is None:
             return
         present = {m.path for m in found.values()}
         paths = {cp.path: key for key, cp in self.store.entries.items()}
         for path, key in paths.items():
             source = key.partition(":")[0]
             if path not in present and source in self.cfg.sources:
-                self._catch_unseen_rotations(Match(source, path, 0, 0), since=saved_at)
+                self._catch_unseen_rotations(Match(source, path, 0, 0), since=since)
 
     def _watch_vanished(self, found: dict[str, Match], now: float) -> None:
         """Watched names no scan finds any more: rotated away with no new file yet, or deleted.
@@ -445,6 +445,7 @@ class Agent:
                 self.path_ident[path] = (key, now)
 
     def rescan(self, startup: bool = False) -> None:
+        scanned_at = time.time()  # before the scan: a file made during it may be missed
         found = scan(self.cfg.sources)
         if startup:
             self._recover_rotated(found)
@@ -456,10 +457,11 @@ class Agent:
             self.vanished.pop(m.path, None)
             if prev is not None and prev[0] != key:
                 self._catch_unseen_rotations(m, since=prev[1])
-            elif startup and self.store.saved_at is not None:
-                # Rotated away after the previous run's last save, before it checkpointed
-                # them (a kill -9 shortly after a rotation): no checkpoint points at them.
-                self._catch_unseen_rotations(m, since=self.store.saved_at)
+            elif startup and self.store.unseen_since is not None:
+                # Rotated away after the previous run's last scan, before it checkpointed
+                # them (a kill -9 shortly after a rotation, a stop waiting on a sink): no
+                # checkpoint points at them.
+                self._catch_unseen_rotations(m, since=self.store.unseen_since)
             self.path_ident[m.path] = (key, now)
         for key, m in found.items():
             t = self.tailers.get(key)
@@ -488,6 +490,7 @@ class Agent:
         self.telemetry.forget_files(
             [t.path for t in self.tailers.values()] + [r[2] for r in self.resume_at.values()]
         )
+        self.store.scanned_at = scanned_at  # saved with the checkpoints (unseen_since)
 
     async def _on_events(self, paths: set[str]) -> None:
         for p in paths:

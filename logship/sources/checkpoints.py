@@ -44,6 +44,10 @@ class CheckpointStore:
         # When a previous run last saved (the file's mtime), None on a first run. A file the
         # previous run did not know and that changed since then is new, not "present at start".
         self.saved_at: float | None = None
+        # When the previous run last scanned for files before that save. A file that came
+        # (a rotation) or changed after its last scan was not seen by it, even if it changed
+        # before the save (a stop can take a drain timeout): what a start looks at anew.
+        self.scanned_at: float | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -74,12 +78,24 @@ class CheckpointStore:
                     previous=tuple(e.get("previous", ())),
                 )
             self.saved_at = saved_at
+            scanned = data.get("scanned_at")
+            self.scanned_at = float(scanned) if scanned is not None else None
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
             # Never start from a guess silently: keep the bad file for inspection.
             bad = path.with_suffix(f".corrupt-{int(time.time())}")
             os.replace(path, bad)
             log.error("checkpoint file %s unreadable (%s); moved to %s", path, e, bad)
             self.entries.clear()
+
+    @property
+    def unseen_since(self) -> float | None:
+        """Since when the previous run may have missed files: its last scan before its last
+        save (the save itself when the file does not say); None on a first run."""
+        if self.saved_at is None:
+            return None
+        if self.scanned_at is None:
+            return self.saved_at
+        return min(self.saved_at, self.scanned_at)
 
     def get(self, key: str) -> Checkpoint | None:
         return self.entries.get(key)
@@ -109,7 +125,10 @@ class CheckpointStore:
             }
             if e.previous:
                 files[key]["previous"] = list(e.previous)
-        body = orjson.dumps({"version": FORMAT_VERSION, "files": files}, option=orjson.OPT_INDENT_2)
+        doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": files}
+        if self.scanned_at is not None:
+            doc["scanned_at"] = self.scanned_at
+        body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
         tmp = path.with_name(f".{FILE_NAME}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

@@ -178,3 +178,12 @@ def test_a_line_deeper_than_orjson_allows_takes_the_full_parse_under_any_recursi
         assert level_column(batch) == exact(batch) == ["warn", None]
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_equal_level_values_of_other_types_are_normalized_apart() -> None:
+    """``True == 1 == 1.0`` as dict keys: each is still its own level word, whatever came first."""
+    ls = [b'{"level":1.0}', b'{"level":true}', b'{"level":1}', b'{"level":"1"}']
+    for order in (ls, ls[::-1], ls[1:] + ls[:1]):
+        for one in order:  # batch by batch: the cache is filled by the first one seen
+            assert level_column(batch_of([one])) == exact(batch_of([one]))
+    assert [level_column(batch_of([x]))[0] for x in ls] == ["1.0", "true", "1", "1"]

@@ -23,12 +23,29 @@ from logship.transforms.scan import BatchScan
 
 
 class _Levels(dict[Any, str | None]):
-    """Level value -> normalized level, filled on first sight (a handful of words per log)."""
+    """Level value -> normalized level, filled on first sight (a handful of words per log).
+
+    Only strings (and None) are keys: values of other types can be equal without meaning the
+    same level (``True == 1 == 1.0``, normalized ``true``, ``1``, ``1.0``), so those are
+    cached apart, by type and value.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.typed: dict[tuple[type, Any], str | None] = {}
 
     def __missing__(self, raw: Any) -> str | None:
+        if raw is None or type(raw) is str:
+            level = normalize_level(raw)
+            if len(self) < 1000:
+                self[raw] = level
+            return level
+        key = (type(raw), raw)
+        if key in self.typed:
+            return self.typed[key]
         level = normalize_level(raw)
-        if len(self) < 1000:
-            self[raw] = level
+        if len(self.typed) < 1000:
+            self.typed[key] = level
         return level
 
 

@@ -414,18 +414,49 @@ class Agent:
                 t.release()
 
     def _catch_rotated_while_stopped(self, found: dict[str, Match]) -> None:
-        """At start: beside names the previous run followed that no file has now, files
-        rotated away after its last save that it never checkpointed (found names are
-        looked at beside themselves in :meth:`rescan`)."""
+        """At start: beside names the previous run followed (its checkpoints' paths and the
+        names its scans found) that no file has now, files changed since its last scan that
+        it never checkpointed (found names are looked at beside themselves in :meth:`rescan`)."""
         since = self.store.unseen_since
         if since is None:
             return
         present = {m.path for m in found.values()}
-        paths = {cp.path: key for key, cp in self.store.entries.items()}
-        for path, key in paths.items():
-            source = key.partition(":")[0]
+        paths = {cp.path: key.partition(":")[0] for key, cp in self.store.entries.items()}
+        paths.update(self.store.watched)  # names followed, even if no checkpoint has them now
+        paths.update(self._rotated_names(paths, present))
+        for path, source in paths.items():
             if path not in present and source in self.cfg.sources:
                 self._catch_unseen_rotations(Match(source, path, 0, 0), since=since)
+
+    def _rotated_names(self, known: dict[str, str], present: set[str]) -> dict[str, str]:
+        """Watched names (path -> source) with no file now that rotated files in the folders
+        the sources use are named after (``app.log.1``, ``app.log-2026...``): a file made
+        and rotated away between two of the previous run's scans left no other trace."""
+        folders = {os.path.dirname(p) for p in [*present, *known]}
+        for src in self.cfg.sources.values():  # the folder of a pattern's last part
+            for p in src.include:
+                g = compile_glob(p)
+                folders.add(g.root if g.root != g.pattern else os.path.dirname(g.root))
+        out: dict[str, str] = {}
+        for folder in folders:
+            try:
+                names = [e.name for e in os.scandir(folder)]
+            except OSError:
+                continue
+            for name in names:
+                for i, c in enumerate(name):
+                    if c not in ".-" or i == 0:
+                        continue
+                    base = os.path.join(folder, name[:i])
+                    if base in present or base in known or base in out:
+                        continue
+                    for source, src in self.cfg.sources.items():
+                        if any(compile_glob(p).matches(base) for p in src.include) and not (
+                            excluded(base, src.exclude)
+                        ):
+                            out[base] = source
+                            break
+        return out
 
     def _watch_vanished(self, found: dict[str, Match], now: float) -> None:
         """Watched names no scan finds any more: rotated away with no new file yet, or deleted.
@@ -491,6 +522,7 @@ class Agent:
             [t.path for t in self.tailers.values()] + [r[2] for r in self.resume_at.values()]
         )
         self.store.scanned_at = scanned_at  # saved with the checkpoints (unseen_since)
+        self.store.watched = {p: k.partition(":")[0] for p, (k, _) in self.path_ident.items()}
 
     async def _on_events(self, paths: set[str]) -> None:
         for p in paths:

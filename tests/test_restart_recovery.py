@@ -280,3 +280,23 @@ def test_a_file_rotated_away_after_the_last_scan_but_before_the_last_save_is_rea
     _stop(a)
     assert sorted(messages(a)) == ["missed one", "missed two"]
     assert json.loads(saved.read_text())["scanned_at"] >= now - 1  # this run's own last scan
+
+
+def test_a_file_made_and_rotated_away_unseen_is_read_at_the_next_start(
+    tmp_path: Path, agents: Callable[..., AgentProcess]
+) -> None:
+    """Found by the model-based test (random mode, under load): a file created under the
+    watched name and rotated away before any scan of the previous run saw it, with no file
+    under the name now. No checkpoint or scan knew the name; the rotated file is found by
+    its name (the watched name plus a rotation suffix) and read."""
+    log, state = tmp_path / "app.log", tmp_path / "state"
+    rotated = tmp_path / "app.log.1"
+    write_lines(rotated, ["unseen one", "unseen two"])
+    state.mkdir()
+    saved = state / "checkpoints.json"
+    now = time.time()
+    saved.write_text(json.dumps({"version": 1, "files": {}, "scanned_at": now - 30}))
+    a = _follow(agents, log, state)  # the name has no file
+    wait_until(lambda: len(messages(a)) >= 2, 30, "the rotated file's lines")
+    _stop(a)
+    assert sorted(messages(a)) == ["unseen one", "unseen two"]

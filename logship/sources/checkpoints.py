@@ -48,6 +48,10 @@ class CheckpointStore:
         # (a rotation) or changed after its last scan was not seen by it, even if it changed
         # before the save (a stop can take a drain timeout): what a start looks at anew.
         self.scanned_at: float | None = None
+        # The watched names (path -> source) the previous run's scans found: a name with no
+        # file now was rotated away while nobody looked, and its rotated files lie beside it
+        # (even when no checkpoint knows the name: a file made and rotated between scans).
+        self.watched: dict[str, str] = {}
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -80,6 +84,7 @@ class CheckpointStore:
             self.saved_at = saved_at
             scanned = data.get("scanned_at")
             self.scanned_at = float(scanned) if scanned is not None else None
+            self.watched = {str(k): str(v) for k, v in data.get("watched", {}).items()}
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
             # Never start from a guess silently: keep the bad file for inspection.
             bad = path.with_suffix(f".corrupt-{int(time.time())}")
@@ -128,6 +133,8 @@ class CheckpointStore:
         doc: dict[str, Any] = {"version": FORMAT_VERSION, "files": files}
         if self.scanned_at is not None:
             doc["scanned_at"] = self.scanned_at
+        if self.watched:
+            doc["watched"] = self.watched
         body = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
         tmp = path.with_name(f".{FILE_NAME}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)

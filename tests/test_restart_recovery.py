@@ -33,6 +33,46 @@ def _stop(a: AgentProcess) -> None:
     assert a.wait(30) == 0, a.stderr
 
 
+def _lines_of_next_start(
+    agents: Callable[..., AgentProcess], log: Path, state: Path, count: int
+) -> list[str]:
+    """What a start with ``state`` prints once it has printed ``count`` lines (then stopped)."""
+    a = _follow(agents, log, state)
+    wait_until(lambda: len(messages(a)) >= count, 30, f"{count} lines")
+    _stop(a)
+    return messages(a)
+
+
+def _fingerprint(head: bytes) -> str:
+    """A fingerprint as logship/sources/identity.py writes it (independent copy)."""
+    return f"{len(head)}:{hashlib.sha256(head).hexdigest()[:32]}"
+
+
+def _saved_state(
+    state: Path,
+    log: Path | None,
+    offset: int = 0,
+    fingerprint: str = "",
+    saved_at: float | None = None,
+    **extra: float,
+) -> Path:
+    """A checkpoint file as a previous run would have left it: one entry for ``log`` (its
+    identity), ``extra`` top-level keys (``scanned_at``), modified at ``saved_at``."""
+    files = {}
+    if log is not None:
+        st = log.stat()
+        files[f"tail:{st.st_dev}:{st.st_ino}"] = {
+            "path": str(log), "offset": offset, "fingerprint": fingerprint,
+            "partial": False, "updated": time.time(), "previous": [],
+        }  # fmt: skip
+    state.mkdir()
+    saved = state / "checkpoints.json"
+    saved.write_text(json.dumps({"version": 1, "files": files, **extra}))
+    if saved_at is not None:
+        os.utime(saved, (saved_at, saved_at))
+    return saved
+
+
 def test_files_created_and_rotated_while_stopped_are_read_from_their_start(
     tmp_path: Path, agents: Callable[..., AgentProcess]
 ) -> None:
@@ -207,19 +247,9 @@ def test_an_offset_saved_with_an_empty_files_fingerprint_is_not_resumed(
     file, can only come from a bug: the file is read from its start, not skipped."""
     log, state = tmp_path / "app.log", tmp_path / "state"
     write_lines(log, ["one", "two", "three"])
-    st = log.stat()
-    state.mkdir()
-    empty = "0:e3b0c44298fc1c149afbf4c8996fb924"  # sha256 of no bytes, as identity.py writes
-    checkpoint = {
-        "path": str(log), "offset": 8, "fingerprint": empty, "partial": False,
-        "updated": time.time(), "previous": [],
-    }  # fmt: skip
-    files = {f"tail:{st.st_dev}:{st.st_ino}": checkpoint}
-    (state / "checkpoints.json").write_text(json.dumps({"version": 1, "files": files}))
-    a = _follow(agents, log, state)
-    wait_until(lambda: len(messages(a)) >= 3, 30, "every line")
-    _stop(a)
-    assert messages(a) == ["one", "two", "three"]
+    _saved_state(state, log, offset=8, fingerprint=_fingerprint(b""))
+    got = _lines_of_next_start(agents, log, state, 3)
+    assert got == ["one", "two", "three"]
 
 
 def test_a_followed_file_whose_content_was_replaced_is_read_from_its_start(
@@ -231,23 +261,11 @@ def test_a_followed_file_whose_content_was_replaced_is_read_from_its_start(
     never seen, which ``start_at: end`` (the default) skips to its end: its lines were lost."""
     log, state = tmp_path / "app.log", tmp_path / "state"
     write_lines(log, ["one", "two", "three"])
-    st = log.stat()
-    state.mkdir()
     head = b"zero\n"  # what the checkpoint saw: other content, on this same file
-    seen = f"{len(head)}:{hashlib.sha256(head).hexdigest()[:32]}"
-    checkpoint = {
-        "path": str(log), "offset": len(head), "fingerprint": seen, "partial": False,
-        "updated": time.time(), "previous": [],
-    }  # fmt: skip
-    files = {f"tail:{st.st_dev}:{st.st_ino}": checkpoint}
-    saved = state / "checkpoints.json"
-    saved.write_text(json.dumps({"version": 1, "files": files}))
-    later = time.time() + 60  # saved well after the file last changed
-    os.utime(saved, (later, later))
-    a = _follow(agents, log, state)
-    wait_until(lambda: len(messages(a)) >= 3, 30, "the replaced content")
-    _stop(a)
-    assert messages(a) == ["one", "two", "three"]
+    # Saved well after the file last changed.
+    _saved_state(state, log, len(head), _fingerprint(head), saved_at=time.time() + 60)
+    got = _lines_of_next_start(agents, log, state, 3)
+    assert got == ["one", "two", "three"]
 
 
 def test_a_file_rotated_away_after_the_last_scan_but_before_the_last_save_is_read(
@@ -263,22 +281,12 @@ def test_a_file_rotated_away_after_the_last_scan_but_before_the_last_save_is_rea
     rotated = tmp_path / "app.log.1"
     write_lines(rotated, ["missed one", "missed two"])  # unknown to the checkpoints
     head = log.read_bytes()
-    st = log.stat()
-    state.mkdir()
-    checkpoint = {
-        "path": str(log), "offset": len(head),
-        "fingerprint": f"{len(head)}:{hashlib.sha256(head).hexdigest()[:32]}",
-        "partial": False, "updated": time.time(), "previous": [],
-    }  # fmt: skip
-    files = {f"tail:{st.st_dev}:{st.st_ino}": checkpoint}
-    saved = state / "checkpoints.json"
-    now = time.time()
-    saved.write_text(json.dumps({"version": 1, "files": files, "scanned_at": now - 30}))
-    os.utime(saved, (now + 30, now + 30))  # saved long after the rotated file last changed
-    a = _follow(agents, log, state)
-    wait_until(lambda: len(messages(a)) >= 2, 30, "the rotated file's lines")
-    _stop(a)
-    assert sorted(messages(a)) == ["missed one", "missed two"]
+    now = time.time()  # saved long after the rotated file last changed, scanned before it
+    saved = _saved_state(
+        state, log, len(head), _fingerprint(head), saved_at=now + 30, scanned_at=now - 30
+    )
+    got = _lines_of_next_start(agents, log, state, 2)
+    assert sorted(got) == ["missed one", "missed two"]
     assert json.loads(saved.read_text())["scanned_at"] >= now - 1  # this run's own last scan
 
 
@@ -292,11 +300,6 @@ def test_a_file_made_and_rotated_away_unseen_is_read_at_the_next_start(
     log, state = tmp_path / "app.log", tmp_path / "state"
     rotated = tmp_path / "app.log.1"
     write_lines(rotated, ["unseen one", "unseen two"])
-    state.mkdir()
-    saved = state / "checkpoints.json"
-    now = time.time()
-    saved.write_text(json.dumps({"version": 1, "files": {}, "scanned_at": now - 30}))
-    a = _follow(agents, log, state)  # the name has no file
-    wait_until(lambda: len(messages(a)) >= 2, 30, "the rotated file's lines")
-    _stop(a)
-    assert sorted(messages(a)) == ["unseen one", "unseen two"]
+    _saved_state(state, None, scanned_at=time.time() - 30)
+    got = _lines_of_next_start(agents, log, state, 2)  # the name has no file
+    assert sorted(got) == ["unseen one", "unseen two"]

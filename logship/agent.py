@@ -32,7 +32,7 @@ from logship.sources.checkpoints import Checkpoint, CheckpointStore
 from logship.sources.discovery import Match, scan, watch_events, watch_roots
 from logship.sources.framing import Framer
 from logship.sources.globs import compile_glob, excluded
-from logship.sources.identity import checkpoint_holds, fingerprint, fingerprint_matches
+from logship.sources.identity import fingerprint, fingerprint_matches
 from logship.sources.podpath import POD_LABELS, pod_identity
 from logship.sources.tailer import Tailer
 from logship.telemetry import Telemetry
@@ -170,7 +170,7 @@ class Agent:
                 if key in self.tracker.files
                 else fingerprint(fd)
             )
-        elif cp is not None and checkpoint_holds(fd, cp.fingerprint, cp.offset):
+        elif cp is not None and fingerprint_matches(fd, cp.fingerprint, cp.offset):
             offset, partial = cp.offset, cp.partial
             if offset > st.st_size:
                 log.warning(
@@ -333,14 +333,14 @@ class Agent:
         acks = self.tracker.files.get(key)
         cp = self.store.get(key)
         expected = acks.fingerprint if acks is not None else cp.fingerprint if cp else None
-        if not expected or (expected.startswith("0:") and offset == 0):
+        if not expected:
             return False
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return False
         try:
-            return not checkpoint_holds(fd, expected, offset)
+            return not fingerprint_matches(fd, expected, offset)
         finally:
             os.close(fd)
 

@@ -23,29 +23,22 @@ def fingerprint(fd: int, limit: int = FINGERPRINT_BYTES) -> str:
     return f"{len(head)}:{hashlib.sha256(head).hexdigest()[:32]}"
 
 
-def fingerprint_matches(fd: int, stored: str) -> bool:
-    """True when the file still starts with the bytes the stored fingerprint saw."""
-    try:
-        length = int(stored.split(":", 1)[0])
-    except ValueError:
-        return False
-    head = os.pread(fd, length, 0)
-    if len(head) < length:
-        return False
-    return f"{length}:{hashlib.sha256(head).hexdigest()[:32]}" == stored
+def fingerprint_matches(fd: int, stored: str, offset: int = 0) -> bool:
+    """True when the file still starts with the bytes the stored fingerprint saw.
 
-
-def checkpoint_holds(fd: int, stored: str, offset: int) -> bool:
-    """Whether a checkpoint (its fingerprint, its offset) may be resumed on this file.
-
-    The file must still start with the bytes the fingerprint saw, and the fingerprint must
-    have seen what a tailer had read by then: a tailer takes it again while it has read
-    past it, so it covers at least the offset's first :data:`FINGERPRINT_BYTES`. A
-    checkpoint that does not (an offset saved with the fingerprint of an empty file matches
-    every file) is not trusted: the file is read from its start, a duplicate at worst.
+    With ``offset`` (a checkpoint's), the fingerprint must also have seen what a tailer had
+    read by then: a tailer takes it again while it has read past it, so it covers at least
+    the offset's first :data:`FINGERPRINT_BYTES`. A checkpoint that does not (an offset
+    saved with the fingerprint of an empty file matches every file) is not trusted: the
+    file is read from its start, a duplicate at worst.
     """
     try:
         length = int(stored.split(":", 1)[0])
     except ValueError:
         return False
-    return length >= min(offset, FINGERPRINT_BYTES) and fingerprint_matches(fd, stored)
+    if length < min(offset, FINGERPRINT_BYTES):
+        return False
+    head = os.pread(fd, length, 0)
+    if len(head) < length:
+        return False
+    return f"{length}:{hashlib.sha256(head).hexdigest()[:32]}" == stored

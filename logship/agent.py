@@ -46,6 +46,8 @@ HEARTBEAT_INTERVAL = 1.0  # seconds between the event loop's beats, read by /hea
 
 # Rotated names with these endings are compressed copies, not text to tail.
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip", ".lz4", ".snappy")
+# What follows a watched name in its rotated files' names (app.log.1, app.log-20261128).
+ROTATION_SEPARATORS = ".-"
 # How long the folder of a watched name that disappeared is checked for files rotated away.
 VANISHED_WATCH_S = 600.0
 
@@ -373,7 +375,7 @@ class Agent:
         for e in entries:
             if (
                 e.path == m.path
-                or not e.name.startswith((base + ".", base + "-"))
+                or not e.name.startswith(tuple(base + c for c in ROTATION_SEPARATORS))
                 or e.name.endswith(COMPRESSED)
                 or excluded(e.path, src.exclude)
             ):
@@ -445,7 +447,7 @@ class Agent:
                 continue
             for name in names:
                 for i, c in enumerate(name):
-                    if c not in ".-" or i == 0:
+                    if c not in ROTATION_SEPARATORS or i == 0:
                         continue
                     base = os.path.join(folder, name[:i])
                     if base in present or base in known or base in out:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import operator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from logship.parsing.formats import CONTAINER_FORMATS, batch_timestamps, parse_lines
 from logship.parsing.options import DEFAULT_OPTIONS, ParseOptions
@@ -21,6 +21,17 @@ if TYPE_CHECKING:
     from logship.parsing.parsed import Parsed
     from logship.pipeline.acks import JoinTicket, Ticket
     from logship.telemetry import Telemetry
+
+
+T = TypeVar("T")
+
+
+def take(items: list[T], indices: list[int]) -> list[T]:
+    """``[items[i] for i in indices]`` as a C loop (``itemgetter``'s own loop: no call per
+    item, about a third cheaper than ``map`` of ``__getitem__``)."""
+    if len(indices) > 1:
+        return list(operator.itemgetter(*indices)(items))
+    return [items[i] for i in indices]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +128,7 @@ class Batch:
             whole, keep = self._offsets_of
             self._offsets_of = None
             offsets = whole.line_offsets()
-            if keep is None:
-                self.offsets = offsets
-            elif len(keep) > 1:
-                self.offsets = list(operator.itemgetter(*keep)(offsets))
-            else:
-                self.offsets = [offsets[i] for i in keep]
+            self.offsets = offsets if keep is None else take(offsets, keep)
         elif self.offsets is None:
             # Each line is followed by its newline; every step runs in C (no lambda).
             # operator.add over repeat(1): a C call per line, where a bound (1).__add__
